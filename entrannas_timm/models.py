@@ -1,0 +1,132 @@
+"""timm registration: pretrained configs and ``@register_model`` entrypoints of the model zoo.
+
+Every entrypoint builds :class:`~entrannas_timm.network.CellNetwork` from its bundled genotype, and
+accepts ``genotype=`` (bundled name, file path, dict or :class:`Genotype`) to build any genotype in that
+family. Weights are configuration: each ``name.tag`` lives at ``hf-hub:{HF_ORG}/name.tag`` as
+safetensors and loads through timm's own loader.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+
+from .genotype import Genotype, GenotypeLike
+from .network import CellNetwork
+
+__all__ = ['HF_ORG', 'MODEL_GENOTYPES', 'CIFAR10_MEAN', 'CIFAR10_STD', 'WeightsNotPublishedError']
+
+HF_ORG = 'entrannas'
+"""The Hugging Face organisation that hosts every published checkpoint of the zoo."""
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+_PAPERS = {
+    'darts': dict(paper_name='DARTS: Differentiable Architecture Search', paper_ids='arXiv:1806.09055'),
+    'pc_darts': dict(paper_name='PC-DARTS: Partial Channel Connections for Memory-Efficient Architecture Search',
+                     paper_ids='arXiv:1907.05737'),
+}
+
+# family: stem type and the evaluation protocol's defaults (METHOD.md §7)
+_FAMILIES: Dict[str, Dict[str, Any]] = {
+    'cifar': dict(stem_type='cifar', channels=36, layers=20),
+    'imagenet': dict(stem_type='imagenet', channels=48, layers=14),
+}
+
+# registered architecture -> (bundled genotype, family)
+MODEL_GENOTYPES: Dict[str, tuple] = {
+    'darts_v1_cifar10': ('darts_v1', 'cifar'),
+    'darts_v2_cifar10': ('darts_v2', 'cifar'),
+    'darts_v2_imagenet': ('darts_v2', 'imagenet'),
+    'pc_darts_cifar10': ('pc_darts_cifar', 'cifar'),
+    'pc_darts_imagenet': ('pc_darts_image', 'imagenet'),
+}
+
+
+class WeightsNotPublishedError(RuntimeError):
+    """``pretrained=True`` for a tag whose weights cannot be found on the Hub or in the local cache."""
+
+
+def _cifar_cfg(paper: str, **kwargs) -> Dict[str, Any]:
+    return dict(
+        num_classes=10, input_size=(3, 32, 32), min_input_size=(3, 8, 8),
+        pool_size=(8, 8), crop_pct=1.0, interpolation='bilinear', mean=CIFAR10_MEAN, std=CIFAR10_STD,
+        first_conv='stem0.0', classifier='head.fc', license='apache-2.0', **_PAPERS[paper], **kwargs)
+
+
+def _imagenet_cfg(paper: str, **kwargs) -> Dict[str, Any]:
+    return dict(
+        num_classes=1000, input_size=(3, 224, 224), min_input_size=(3, 32, 32),
+        pool_size=(7, 7), crop_pct=0.875, interpolation='bicubic', mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD, first_conv='stem0.0', classifier='head.fc', license='apache-2.0',
+        **_PAPERS[paper], **kwargs)
+
+
+_cfgs = {
+    'darts_v1_cifar10.c10': _cifar_cfg('darts'),
+    'darts_v2_cifar10.c10': _cifar_cfg('darts'),
+    'darts_v2_imagenet.in1k': _imagenet_cfg('darts'),
+    'pc_darts_cifar10.c10': _cifar_cfg('pc_darts'),
+    'pc_darts_imagenet.in1k': _imagenet_cfg('pc_darts'),
+}
+# every tag's weights live in their own Hub repo, named after the tag
+default_cfgs = generate_default_cfgs({k: dict(v, hf_hub_id=f'{HF_ORG}/{k}') for k, v in _cfgs.items()})
+
+
+def _hub_errors() -> tuple:
+    from huggingface_hub.errors import (
+        EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError)
+    return EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, OSError
+
+
+def _create_network(variant: str, pretrained: bool = False, genotype: Optional[GenotypeLike] = None,
+                    **kwargs) -> CellNetwork:
+    default_genotype, family = MODEL_GENOTYPES[variant]
+    genotype = Genotype.coerce(default_genotype if genotype is None else genotype)
+    model_kwargs = {**_FAMILIES[family], **kwargs}
+    n_features = 3 if family == 'cifar' else 4
+    try:
+        return build_model_with_cfg(
+            CellNetwork, variant, pretrained, genotype=genotype,
+            feature_cfg=dict(feature_cls='getter', out_indices=tuple(range(n_features))),
+            **model_kwargs)
+    except _hub_errors() as e:
+        if not pretrained:
+            raise
+        raise WeightsNotPublishedError(
+            f'no pretrained weights for {variant!r} could be loaded ({type(e).__name__}: {e}). '
+            f'Published checkpoints live at hf-hub:{HF_ORG}/<model>.<tag>; `entrannas models` lists '
+            'which tags have weights. Use pretrained=False, or pass '
+            'pretrained_cfg_overlay=dict(file="path/to/model.safetensors").') from e
+
+
+@register_model
+def darts_v1_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """DARTS (first order) cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/1806.09055"""
+    return _create_network('darts_v1_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def darts_v2_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """DARTS (second order) cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/1806.09055"""
+    return _create_network('darts_v2_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def darts_v2_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """DARTS (second order) cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/1806.09055"""
+    return _create_network('darts_v2_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def pc_darts_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """PC-DARTS CIFAR-10 cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/1907.05737"""
+    return _create_network('pc_darts_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def pc_darts_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """PC-DARTS ImageNet cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/1907.05737"""
+    return _create_network('pc_darts_imagenet', pretrained, **kwargs)
