@@ -1,0 +1,232 @@
+"""Cell diagrams: both cells of a genotype drawn as the DARTS/EnTranNAS papers draw them.
+
+Inputs ``c_{k-2}``, ``c_{k-1}``, intermediate nodes ``0..n-1`` and the output ``c_{k}``; one arrow per
+connection, labelled with its op and coloured by op family. EnTranNAS-DST cells (any number of inputs per
+node, several ops on one edge) come out as parallel labelled arrows. Layout is done by Graphviz ``dot``;
+the ``graphviz`` Python package (extra ``plot``) only writes the DOT source and runs the program.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import io
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
+
+from .genotype import CellSpec, Genotype, GenotypeError, GenotypeLike
+from .ops import op_family
+
+if TYPE_CHECKING:  # optional dependencies, imported where used
+    import graphviz
+    from PIL import Image
+
+__all__ = [
+    'FORMATS', 'FAMILY_COLOURS', 'GraphvizNotFoundError', 'genotype_graph', 'render_graph', 'write_atomic',
+    'plot_genotype', 'genotype_image', 'provenance_line', 'add_cli',
+]
+
+FORMATS = ('svg', 'png', 'pdf')
+# Okabe-Ito palette: distinguishable with the common colour-vision deficiencies.
+FAMILY_COLOURS: Dict[str, str] = {
+    'sep_conv': '#0072B2', 'dil_conv': '#009E73', 'conv': '#D55E00', 'pool': '#CC79A7',
+    'skip_connect': '#E69F00', 'none': '#999999',
+}
+_OTHER_COLOUR = '#333333'
+_FONT = 'Helvetica'
+_NODE_FILL = {'input': '#d8efd8', 'node': '#cfe3f5', 'output': '#f3ecc2'}
+INSTALL_HINT = ('install Graphviz: `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS) '
+                'or `conda install -c conda-forge graphviz`')
+
+
+class GraphvizNotFoundError(RuntimeError):
+    """Graphviz's ``dot`` program is not on PATH (the Python package alone cannot lay out graphs)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"Graphviz's `dot` program was not found on PATH; {INSTALL_HINT}")
+
+
+def _import_graphviz() -> Any:
+    try:
+        import graphviz
+    except ImportError:
+        raise ImportError("cell diagrams need the 'graphviz' Python package: pip install 'entrannas-timm[plot]'"
+                          ) from None
+    return graphviz
+
+
+def family_colour(op: str) -> str:
+    return FAMILY_COLOURS.get(op_family(op), _OTHER_COLOUR)
+
+
+def provenance_line(genotype: Genotype) -> str:
+    """``method · dataset · space`` from the genotype's provenance (what a figure caption needs)."""
+    prov = genotype.provenance
+    parts = [str(prov[k]) for k in ('method', 'dataset') if prov.get(k)]
+    parts.append(f'{genotype.space} space')
+    if genotype.feature_sharing:
+        parts.append('feature sharing')
+    return ' · '.join(parts)
+
+
+def _input_label(i: int) -> str:
+    return ('c_{k-2}', 'c_{k-1}')[i] if i < 2 else str(i - 2)
+
+
+def _header(heading: str, subheading: str, families: Sequence[str]) -> str:
+    """HTML-like graph label: heading, provenance and a colour legend of the op families used."""
+    rows = []
+    if heading:
+        rows.append(f'<tr><td><font point-size="18"><b>{html.escape(heading)}</b></font></td></tr>')
+    if subheading:
+        rows.append(f'<tr><td><font point-size="12">{html.escape(subheading)}</font></td></tr>')
+    legend = '  '.join(f'<font color="{FAMILY_COLOURS.get(f, _OTHER_COLOUR)}">&#9632; {html.escape(f)}</font>'
+                       for f in families)
+    rows.append(f'<tr><td><font point-size="11">{legend}</font></td></tr>')
+    return '<<table border="0" cellspacing="2">' + ''.join(rows) + '</table>>'
+
+
+def _add_cell(dot: Any, cell: CellSpec, kind: str) -> None:
+    label = 'normal cell' if kind == 'normal' else 'reduction cell'
+    with dot.subgraph(name=f'cluster_{kind}') as c:
+        c.attr(label=label, labeljust='l', fontsize='14', style='rounded', color='#bbbbbb')
+        with c.subgraph(name=f'{kind}_inputs') as inputs:
+            inputs.attr(rank='same')
+            for i in (0, 1):
+                inputs.node(f'{kind}_{i}', _input_label(i), fillcolor=_NODE_FILL['input'])
+            inputs.edge(f'{kind}_0', f'{kind}_1', style='invis')  # keeps c_{k-2} above c_{k-1}
+        for j in range(cell.num_nodes):
+            c.node(f'{kind}_{j + 2}', str(j), fillcolor=_NODE_FILL['node'], shape='circle', width='0.45',
+                   fixedsize='true')
+        c.node(f'{kind}_out', 'c_{k}', fillcolor=_NODE_FILL['output'])
+        for j, op, inp in cell.connections():
+            colour = family_colour(op)
+            c.edge(f'{kind}_{inp}', f'{kind}_{j + 2}', label=op, color=colour, fontcolor=colour)
+        for k in cell.concat:
+            c.edge(f'{kind}_{k}', f'{kind}_out', color='#888888', style='dashed', arrowsize='0.6')
+
+
+def genotype_graph(genotype: GenotypeLike, title: Optional[str] = None, subtitle: Optional[str] = None,
+                   dpi: Optional[int] = None) -> graphviz.Digraph:
+    """The DOT graph of both cells. ``title`` defaults to the genotype's name, ``subtitle`` to its provenance."""
+    graphviz = _import_graphviz()
+    g = Genotype.coerce(genotype)
+    heading = (g.name or 'genotype') if title is None else title
+    subheading = provenance_line(g) if subtitle is None else subtitle
+    families = sorted({op_family(op) for op in g.ops_used()})
+    dot = graphviz.Digraph(name=g.name or 'genotype')
+    dot.attr(rankdir='LR', labelloc='t', label=_header(heading, subheading, families), fontname=_FONT,
+             nodesep='0.25', ranksep='0.6', bgcolor='white', pad='0.2')
+    if dpi:
+        dot.attr(dpi=str(dpi))
+    dot.attr('node', shape='box', style='filled,rounded', fontname=_FONT, fontsize='14', penwidth='1.2',
+             height='0.4')
+    dot.attr('edge', fontname=_FONT, fontsize='11', penwidth='1.6', arrowsize='0.8')
+    # dot stacks the later of two unconnected clusters on top: add the reduction cell first so that the
+    # normal cell is drawn above it, as in the papers
+    _add_cell(dot, g.reduce, 'reduce')
+    _add_cell(dot, g.normal, 'normal')
+    return dot
+
+
+def render_graph(dot: Any, fmt: str) -> bytes:
+    """Lay out with `dot` and return the file; a missing `dot` is a GraphvizNotFoundError with the fix."""
+    if fmt not in FORMATS:
+        raise ValueError(f'unknown diagram format {fmt!r}; expected one of {", ".join(FORMATS)}')
+    graphviz = _import_graphviz()
+    if shutil.which('dot') is None:
+        raise GraphvizNotFoundError()
+    try:
+        return dot.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise GraphvizNotFoundError() from None
+    except graphviz.CalledProcessError as e:
+        err = (e.stderr or b'').decode(errors='replace').strip()
+        raise RuntimeError(f'Graphviz dot failed to render the cell diagram ({fmt}): {err}') from None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Union[str, os.PathLike], data: Union[bytes, str]) -> Path:
+    """Write via a temp file in the same folder + rename: readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data.encode('utf-8') if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def plot_genotype(genotype: GenotypeLike, path: Union[str, os.PathLike, None] = None, format: Optional[str] = None,
+                  title: Optional[str] = None) -> Union[bytes, Path]:
+    """Draw both cells; return the file's bytes, or write ``path`` (format from its suffix) and return it.
+
+    ``genotype`` is anything :meth:`Genotype.coerce` takes (bundled name, file, dict, Genotype).
+    """
+    fmt = format.lower() if format else None
+    if path is not None:
+        suffix = Path(path).suffix.lower().lstrip('.')
+        if fmt is None:
+            if suffix not in FORMATS:
+                raise ValueError(f'cannot tell the diagram format from {os.fspath(path)!r}; '
+                                 f'use a .svg, .png or .pdf file name')
+            fmt = suffix
+        elif suffix in FORMATS and suffix != fmt:
+            raise ValueError(f'format {fmt!r} does not match the file name {os.fspath(path)!r}')
+    fmt = fmt or 'svg'
+    data = render_graph(genotype_graph(genotype, title=title, dpi=120 if fmt == 'png' else None), fmt)
+    return data if path is None else write_atomic(path, data)
+
+
+def genotype_image(genotype: GenotypeLike, title: Optional[str] = None, subtitle: Optional[str] = None,
+                   dpi: int = 96) -> Image.Image:
+    """The diagram as an RGB PIL image (frames of the search animation are made of these)."""
+    from PIL import Image
+    data = render_graph(genotype_graph(genotype, title=title, subtitle=subtitle, dpi=dpi), 'png')
+    with Image.open(io.BytesIO(data)) as im:
+        return im.convert('RGB')
+
+
+# ---- command line -----------------------------------------------------------------------------
+def _cli_plot(args: argparse.Namespace) -> int:
+    """Exit code 2 for bad input (genotype, file name), 1 when the environment lacks Graphviz or I/O fails."""
+    try:
+        g = Genotype.coerce(args.genotype)
+        out = Path(args.output) if args.output else Path(f'{g.name or "genotype"}.svg')
+        written = plot_genotype(g, out, title=args.title)
+    except (GenotypeError, ValueError) as e:
+        print(f'entrannas plot: error: {e}', file=sys.stderr)
+        return 2
+    except (GraphvizNotFoundError, ImportError, OSError, RuntimeError) as e:
+        print(f'entrannas plot: error: {e}', file=sys.stderr)
+        return 1
+    print(written)
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``entrannas plot GENOTYPE [-o cell.svg|png|pdf]``."""
+    p = subparsers.add_parser(
+        'plot', help='draw the normal and reduction cells of a genotype',
+        description='Draw both cells of a genotype (bundled name or file) as SVG, PNG or PDF. Needs Graphviz '
+                    '(`apt-get install graphviz` or `brew install graphviz`).')
+    p.add_argument('genotype', metavar='GENOTYPE', help='bundled genotype name (e.g. darts_v2) or a genotype file')
+    p.add_argument('-o', '--output', metavar='FILE',
+                   help='output file; the format follows the suffix: .svg, .png or .pdf (default: NAME.svg)')
+    p.add_argument('--title', help='heading of the figure (default: the genotype name)')
+    p.set_defaults(func=_cli_plot)
+    return p
+
