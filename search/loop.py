@@ -1,0 +1,547 @@
+"""The bilevel search loop: architecture step on a validation batch, then weight step on a training batch.
+
+:class:`Searcher` holds one search step (both optimisers, AMP, DDP) and is shared by the loop and
+``search.bench``; :func:`run` drives epochs, metrics, checkpoints and the final genotype.
+
+Reproducibility: every epoch reseeds the RNGs from ``(seed, epoch)`` and shuffles with
+``DistributedSampler(seed=seed).set_epoch(epoch)``, so a checkpoint taken at an epoch boundary (model,
+optimisers, scheduler, metrics so far) resumes exactly; no RNG state has to be carried over.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import math
+import os
+import random
+import resource
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.utils import dispatch_clip_grad
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+import entrannas_timm
+from entrannas_timm import CellNetwork, Genotype
+from entrannas_timm.profile import model_cost
+
+from .architect import UnrolledArchitect
+from .config import RESUME_MUTABLE, ConfigError, SearchConfig
+from .data import SearchData, build_search_data
+from .distributed import (
+    DistInfo,
+    all_equal,
+    average_gradients,
+    broadcast_tensors,
+    init_distributed,
+    shutdown_distributed,
+)
+from .supernet import SearchNetwork
+
+__all__ = ['SearchError', 'ResumeError', 'NonFiniteLossError', 'Searcher', 'SearchResult', 'run',
+           'build_model', 'CHECKPOINT_FORMAT']
+
+CHECKPOINT_FORMAT = 'entrannas-search-checkpoint'
+CHECKPOINT_VERSION = 1
+# evaluation protocol sizes per family (METHOD.md §7): channels, cells, input size (None -> the data's)
+EVAL_PROTOCOL = {'cifar': (36, 20, None), 'imagenet': (48, 14, 224)}
+
+
+class SearchError(RuntimeError):
+    """A search cannot continue; the message says why and what was kept."""
+
+
+class ResumeError(SearchError):
+    """``--resume`` of a missing, unreadable or incompatible checkpoint."""
+
+
+class NonFiniteLossError(SearchError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+# ---- files -----------------------------------------------------------------------------------------
+def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb' if binary else 'w', **({} if binary else {'encoding': 'utf-8'})) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda f: f.write(text))
+
+
+def _code_version() -> Dict[str, Any]:
+    out: Dict[str, Any] = {'entrannas_timm': entrannas_timm.__version__, 'torch': torch.__version__}
+    try:
+        rev = subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+        if rev.returncode == 0 and rev.stdout.strip():
+            out['git'] = rev.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+        np.random.seed(seed % 2 ** 32)
+    except ImportError:
+        pass
+
+
+# ---- the search step -------------------------------------------------------------------------------
+def build_model(cfg: SearchConfig, in_chans: int, num_classes: int, device: torch.device) -> SearchNetwork:
+    """The super-net of ``cfg`` (method defaults filled by the super-net itself)."""
+    kwargs: Dict[str, Any] = dict(
+        method=cfg.method, num_classes=num_classes, in_chans=in_chans, channels=cfg.channels, layers=cfg.layers,
+        nodes=cfg.nodes, space=cfg.space, stem=cfg.stem or 'cifar', engine_cells=cfg.engine_cells,
+        feature_sharing=cfg.feature_sharing, temperature=cfg.temperature, stem_multiplier=cfg.stem_multiplier,
+        device=device)
+    if cfg.pc_k is not None:
+        kwargs['pc_k'] = cfg.pc_k
+    if cfg.init_threshold is not None:
+        kwargs['init_threshold'] = cfg.init_threshold
+    if cfg.dst_regularizer is not None:
+        kwargs['dst_regularizer'] = cfg.dst_regularizer
+    try:
+        return SearchNetwork(**kwargs)
+    except ValueError as e:
+        raise ConfigError(f'super-net settings: {e}') from None
+
+
+class Searcher:
+    """One search step of a super-net: ``arch_step`` (validation batch) then ``weight_step`` (training batch).
+
+    Architecture parameters require gradients only inside ``arch_step``, whose backward is restricted to
+    them (no weight gradients are computed there); weight steps never build the architecture graph.
+    Under DDP, weights are reduced by DDP and architecture gradients are averaged by hand.
+    """
+
+    def __init__(self, model: SearchNetwork, cfg: SearchConfig, device: torch.device, dist_info: DistInfo = DistInfo()):
+        self.model, self.cfg, self.device = model, cfg, device
+        self.arch_params = model.arch_parameters()
+        self.weight_params = model.weight_parameters()
+        self.criterion = nn.CrossEntropyLoss()
+        self.weight_optimizer = create_optimizer_v2(
+            self.weight_params, opt='momentum', lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+        self.arch_optimizer = create_optimizer_v2(
+            self.arch_params, opt='adam', lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
+            betas=tuple(cfg.arch_betas))
+        self.lam = float(cfg.lam or 0.)
+        self.net: nn.Module = model
+        if dist_info.enabled:
+            names = model.arch_parameter_names()
+            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, names)
+            self.net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == 'cuda' else None,
+                find_unused_parameters=cfg.method.startswith('entrannas'))
+        self.architect = (UnrolledArchitect(model, self.weight_optimizer, self.criterion, cfg.momentum,
+                                            cfg.weight_decay) if cfg.unrolled else None)
+        self.use_amp = cfg.amp and device.type == 'cuda'
+        self._set_arch_grad(False)
+
+    def _set_arch_grad(self, on: bool) -> None:
+        for p in self.arch_params:
+            p.requires_grad_(on)
+
+    def _autocast(self):
+        return torch.autocast('cuda', dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
+
+    def arch_step(self, x_val: torch.Tensor, y_val: torch.Tensor, x_train: Optional[torch.Tensor] = None,
+                  y_train: Optional[torch.Tensor] = None, eta: float = 0.) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One Adam step of the architecture on a validation batch; re-derives the architecture after it."""
+        self._set_arch_grad(True)
+        try:
+            self.arch_optimizer.zero_grad(set_to_none=True)
+            if self.architect is not None:
+                assert x_train is not None and y_train is not None
+                with self._autocast():
+                    loss, logits = self.architect.backward(x_train, y_train, x_val, y_val, eta)
+                    reg = self.model.arch_regularizer(self.lam)
+                if reg.requires_grad:
+                    reg.backward()
+            else:
+                with self._autocast():
+                    logits = self.model(x_val)
+                    loss = self.criterion(logits, y_val) + self.model.arch_regularizer(self.lam)
+                loss.backward(inputs=self.arch_params)
+            average_gradients(self.arch_params)
+            # a NaN step would poison alpha (and derivation) for good; averaged gradients agree on every rank
+            if not bool(torch.stack([torch.isfinite(p.grad).all() for p in self.arch_params if p.grad is not None]
+                                    + [torch.isfinite(loss)]).all()):
+                raise NonFiniteLossError('non-finite architecture loss')
+            self.arch_optimizer.step()
+        finally:
+            self._set_arch_grad(False)
+        self.model.rederive()
+        return loss.detach(), logits.detach()
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step of the weights on a training batch, gradient norm clipped."""
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            logits = self.net(x)
+            loss = self.criterion(logits, y)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            dispatch_clip_grad(self.weight_params, self.cfg.grad_clip, mode='norm')
+        self.weight_optimizer.step()
+        return loss.detach(), logits.detach()
+
+    @torch.no_grad()
+    def evaluate(self, loader, to_device: Callable) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Summed loss, correct count and count over ``loader`` in eval mode (as DARTS's ``infer``)."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.float64)
+        n = torch.zeros((), device=self.device, dtype=torch.float64)
+        try:
+            for x, y in loader:
+                x, y = to_device(x, y)
+                with self._autocast():
+                    logits = self.model(x)
+                loss_sum += F.cross_entropy(logits.float(), y, reduction='sum')
+                correct += (logits.argmax(1) == y).sum()
+                n += y.numel()
+        finally:
+            self.model.train()
+        return loss_sum, correct, n
+
+    # ---- state ---------------------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        return {'model': self.model.state_dict(), 'weight_optimizer': self.weight_optimizer.state_dict(),
+                'arch_optimizer': self.arch_optimizer.state_dict()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.model.load_state_dict(state['model'])
+        self.weight_optimizer.load_state_dict(state['weight_optimizer'])
+        self.arch_optimizer.load_state_dict(state['arch_optimizer'])
+        self.model.rederive()
+
+
+# ---- the run ---------------------------------------------------------------------------------------
+@dataclass
+class SearchResult:
+    genotype: Genotype
+    arch_parameters: List[torch.Tensor]
+    records: List[Dict[str, Any]]
+    output: Path
+    rank: int = 0
+    files_written: List[str] = field(default_factory=list)
+
+
+class _Printer:
+    """Console output: progress bars and a summary line per epoch, JSON lines only, or nothing."""
+
+    def __init__(self, cfg: SearchConfig, is_main: bool):
+        self.mode = 'off' if not is_main or cfg.quiet else ('json' if cfg.json else 'text')
+
+    def bar(self, total: int, desc: str):
+        return tqdm(total=total, desc=desc, disable=self.mode != 'text', leave=False, dynamic_ncols=True,
+                    unit='step')
+
+    def text(self, line: str) -> None:
+        if self.mode == 'text':
+            tqdm.write(line)
+
+    def json(self, obj: Dict[str, Any]) -> None:
+        if self.mode == 'json':
+            print(json.dumps(obj), flush=True)
+
+
+def _resolve_device(cfg: SearchConfig, info_local_rank: int) -> torch.device:
+    name = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    dev = torch.device(name)
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ConfigError(f'--device {name}: CUDA is not available on this machine')
+        if dev.index is None:
+            dev = torch.device('cuda', info_local_rank)
+    return dev
+
+
+def _output_dir(cfg: SearchConfig) -> Path:
+    return Path(cfg.output or f'runs/{cfg.method}-{cfg.dataset}-s{cfg.seed}').expanduser()
+
+
+def _load_checkpoint(path: Path, cfg: SearchConfig) -> Dict[str, Any]:
+    if not path.is_file():
+        raise ResumeError(f'--resume: checkpoint {path} not found')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # truncated zip, bad pickle, ...: all mean "not a usable checkpoint"
+        raise ResumeError(f'--resume: {path} is not a readable checkpoint ({type(e).__name__}: {e})') from None
+    if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
+        raise ResumeError(f'--resume: {path} is not a search checkpoint (expected format {CHECKPOINT_FORMAT!r})')
+    if ckpt.get('version') != CHECKPOINT_VERSION:
+        raise ResumeError(f'--resume: {path} has checkpoint version {ckpt.get("version")!r}; this code reads '
+                          f'{CHECKPOINT_VERSION}')
+    saved, now = ckpt.get('config', {}), cfg.to_dict()
+    diff = sorted(k for k in now if k not in RESUME_MUTABLE and saved.get(k) != now[k])
+    if diff:
+        detail = ', '.join(f'{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}' for k in diff)
+        raise ResumeError(f'--resume: {path} was written with different settings ({detail}); resume with the '
+                          'same settings, or start a new --output')
+    return ckpt
+
+
+def _check_output(cfg: SearchConfig, out: Path) -> Optional[Path]:
+    """Refuse to overwrite a previous run or an exported genotype; return the checkpoint to resume."""
+    if cfg.export_genotype is not None and Path(cfg.export_genotype).exists():
+        raise ConfigError(f'--export-genotype: {cfg.export_genotype} already exists; remove it or choose another '
+                          'name (nothing was written)')
+    if cfg.resume is not None:
+        return Path(cfg.resume) if cfg.resume != 'auto' else out / 'checkpoint.pt'
+    existing = [n for n in ('checkpoint.pt', 'metrics.jsonl', 'genotype.json') if (out / n).exists()]
+    if existing:
+        raise ConfigError(f'--output: {out} already holds a run ({", ".join(existing)}); pass --resume to '
+                          'continue it or choose another --output (nothing was overwritten)')
+    return None
+
+
+def _make_loader(ds, batch: int, info: DistInfo, cfg: SearchConfig, device: torch.device) -> DataLoader:
+    sampler = DistributedSampler(ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
+    return DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=cfg.workers,
+                      pin_memory=device.type == 'cuda', drop_last=False)
+
+
+class _CostCache:
+    """Params and MACs of the evaluation network of a genotype (METHOD.md §7 sizes), cached per genotype."""
+
+    def __init__(self, cfg: SearchConfig, data: SearchData):
+        family = cfg.stem or 'cifar'
+        ch, layers, size = EVAL_PROTOCOL[family]
+        self.channels, self.layers = cfg.eval_channels or ch, cfg.eval_layers or layers
+        self.family, self.num_classes, self.in_chans = family, data.num_classes, data.in_chans
+        self.size = size or data.image_size
+        self._cache: Dict[str, Dict[str, int]] = {}
+
+    def __call__(self, genotype: Genotype) -> Dict[str, int]:
+        key = json.dumps(genotype.to_dict(), sort_keys=True)
+        if key not in self._cache:
+            net = CellNetwork(genotype, stem_type=self.family, num_classes=self.num_classes, in_chans=self.in_chans,
+                              channels=self.channels, layers=self.layers)
+            self._cache[key] = model_cost(net, (self.in_chans, self.size, self.size))
+        return self._cache[key]
+
+
+def _summary(rec: Dict[str, Any], eta_s: float) -> str:
+    arch = rec['arch']
+    conns = ' '.join(f'{k[0]}{arch["active_connections"][k]}' for k in ('normal', 'reduce'))
+    skips = '/'.join(str(arch['skip_connect'][k]) for k in ('normal', 'reduce'))
+    thr = ''
+    if arch.get('thresholds'):
+        thr = '  t ' + '/'.join(f'{sum(v) / len(v):.2f}' for v in arch['thresholds'].values())
+    return (f'epoch {rec["epoch"]}/{rec["epochs"]}  lr {rec["lr"]:.4g}  train {rec["train_loss"]:.3f} '
+            f'{100 * rec["train_acc"]:.1f}%  val {rec["val_loss"]:.3f} {100 * rec["val_acc"]:.1f}%  '
+            f'conns {conns}  skip {skips}{thr}  {rec["params"] / 1e6:.2f}M params {rec["macs"] / 1e6:.0f}M MACs  '
+            f'{rec["epoch_time_s"]:.1f}s  ETA {datetime.timedelta(seconds=int(eta_s))}')
+
+
+def run(cfg: SearchConfig) -> SearchResult:
+    """Search with ``cfg``; rank 0 writes config.json, metrics.jsonl, checkpoint.pt and genotype.json."""
+    out = _output_dir(cfg)
+    resume_path = _check_output(cfg, out)
+    ckpt = _load_checkpoint(resume_path, cfg) if resume_path is not None else None
+    device_type = torch.device(cfg.device).type if cfg.device else ('cuda' if torch.cuda.is_available() else 'cpu')
+    info = init_distributed(device_type)
+    try:
+        return _run(cfg, out, ckpt, info)
+    finally:
+        shutdown_distributed(info)
+
+
+def _run(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: DistInfo) -> SearchResult:
+    device = _resolve_device(cfg, info.local_rank)
+    if cfg.batch_size % info.world_size:
+        raise ConfigError(f'--batch-size {cfg.batch_size} is global and must divide evenly over '
+                          f'{info.world_size} processes')
+    printer = _Printer(cfg, info.is_main)
+    if cfg.amp and device.type != 'cuda':
+        printer.text('note: --amp (bf16 autocast) applies on CUDA only; running in float32 on CPU')
+    if cfg.deterministic:
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    _seed_everything(cfg.seed)
+
+    data = build_search_data(cfg)
+    per_rank = cfg.batch_size // info.world_size
+    train_loader = _make_loader(data.train, per_rank, info, cfg, device)
+    val_loader = _make_loader(data.val, per_rank, info, cfg, device)
+    model = build_model(cfg, data.in_chans, data.num_classes, device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    broadcast_tensors(list(model.parameters()) + list(model.buffers()))  # every rank starts from rank 0's net
+    searcher = Searcher(model, cfg, device, info)
+    scheduler, _ = create_scheduler_v2(searcher.weight_optimizer, sched='cosine', num_epochs=cfg.epochs,
+                                       min_lr=cfg.min_lr)
+    cost = _CostCache(cfg, data)
+
+    start_epoch, records, elapsed = 0, [], 0.
+    if ckpt is not None:
+        try:
+            searcher.load_state_dict(ckpt)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise ResumeError(f'--resume: the checkpoint does not fit this super-net ({e})') from None
+        start_epoch = int(ckpt['epoch'])
+        records = [json.loads(line) for line in ckpt.get('metrics', [])]
+        elapsed = float(ckpt.get('elapsed_s', 0.))
+    written: List[str] = []
+    if info.is_main:
+        _write_text(out / 'config.json', json.dumps(cfg.to_dict(), indent=2) + '\n')
+        written.append('config.json')
+        if ckpt is not None:  # drop records written after the checkpoint by the interrupted run
+            _write_text(out / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in records))
+
+    def to_device(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(device, non_blocking=True)
+
+    steps = min(len(train_loader), len(val_loader))
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        _seed_everything(cfg.seed * 100003 + epoch)
+        scheduler.step(epoch)
+        lr = searcher.weight_optimizer.param_groups[0]['lr']
+        train_loader.sampler.set_epoch(epoch)
+        val_loader.sampler.set_epoch(epoch)
+        arch_on = epoch >= cfg.arch_warmup_epochs
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(device)
+        model.train()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.float64)
+        seen = torch.zeros((), device=device, dtype=torch.float64)
+        bar = printer.bar(steps, f'epoch {epoch + 1}/{cfg.epochs}')
+        nonfinite = False
+        for step, ((x, y), (xv, yv)) in enumerate(zip(train_loader, val_loader)):
+            x, y = to_device(x, y)
+            if arch_on:
+                xv, yv = to_device(xv, yv)
+                try:
+                    searcher.arch_step(xv, yv, x, y, eta=lr)
+                except NonFiniteLossError:
+                    nonfinite = True
+                    break
+            loss, logits = searcher.weight_step(x, y)
+            loss_sum += loss.double() * y.numel()
+            correct += (logits.argmax(1) == y).sum()
+            seen += y.numel()
+            bar.update(1)
+            if step % 20 == 0 or step == steps - 1:
+                avg = (loss_sum / seen).item()
+                if not math.isfinite(avg):
+                    break
+                bar.set_postfix(loss=f'{avg:.3f}', acc=f'{(correct / seen).item():.3f}')
+        bar.close()
+        stats = torch.stack([loss_sum, correct, seen])
+        if info.enabled:
+            torch.distributed.all_reduce(stats)
+        if nonfinite or not math.isfinite(float(stats[0])) or not all(math.isfinite(float(p.detach().float().sum()))
+                                                        for p in searcher.arch_params):
+            raise NonFiniteLossError(
+                f'non-finite training loss in epoch {epoch + 1}; stopped. The last good checkpoint '
+                f'({out / "checkpoint.pt"}, epoch {epoch}) is kept. Try a lower --lr or --arch-lr.')
+        vstats = torch.stack(searcher.evaluate(val_loader, to_device))
+        if info.enabled:
+            torch.distributed.all_reduce(vstats)
+        genotype = model.genotype()
+        mc = cost(genotype)
+        epoch_time = time.perf_counter() - t0
+        elapsed += epoch_time
+        rec = {
+            'epoch': epoch + 1, 'epochs': cfg.epochs, 'lr': lr,
+            'train_loss': float(stats[0] / stats[2]), 'train_acc': float(stats[1] / stats[2]),
+            'val_loss': float(vstats[0] / vstats[2]), 'val_acc': float(vstats[1] / vstats[2]),
+            'arch_updates': arch_on,
+            'genotype': genotype.to_dict(), 'arch': model.arch_snapshot(),
+            'params': mc['params'], 'macs': mc['macs'],
+            'epoch_time_s': epoch_time, 'peak_mem_mb': _peak_mem_mb(device),
+        }
+        records.append(rec)
+        if info.is_main:
+            state = dict(searcher.state_dict(), format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
+                         epoch=epoch + 1, config=cfg.to_dict(), scheduler=scheduler.state_dict(),
+                         metrics=[json.dumps(r) for r in records], elapsed_s=elapsed)
+            _atomic_write(out / 'checkpoint.pt', lambda f, s=state: torch.save(s, f), binary=True)
+            _write_text(out / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in records))
+            written += ['checkpoint.pt', 'metrics.jsonl']
+        eta = elapsed / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1) if epoch >= start_epoch else 0.
+        printer.text(_summary(rec, eta))
+        printer.json(rec)
+
+    if not all_equal(searcher.arch_params):
+        raise SearchError('architecture parameters differ between ranks; the distributed run is inconsistent')
+    genotype = model.genotype()
+    last = records[-1] if records else {}
+    name = Path(cfg.export_genotype).stem if cfg.export_genotype else f'{cfg.method}_{cfg.dataset}_s{cfg.seed}'
+    world = info.world_size
+    cost_key = 'gpu_days' if device.type == 'cuda' else 'cpu_hours'
+    provenance = {
+        'source': 'entrannas-timm search (python -m search)',
+        'method': cfg.method, 'dataset': data.name, 'seed': cfg.seed, 'epochs': cfg.epochs,
+        'search_settings': {k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE},
+        'search_cost': {'wall_time_s': round(elapsed, 2), 'devices': world, 'device': device.type,
+                        'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'),
+                        cost_key: round(elapsed * world / (86400 if device.type == 'cuda' else 3600), 6)},
+        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'code_version': _code_version(),
+        'metrics': {k: last.get(k) for k in ('train_acc', 'val_acc', 'train_loss', 'val_loss', 'params', 'macs')},
+        'evaluation_network': {'stem': cost.family, 'channels': cost.channels, 'layers': cost.layers,
+                               'input_size': [data.in_chans, cost.size, cost.size]},
+    }
+    genotype = genotype.replace(name=name, provenance=provenance)
+    if info.is_main:
+        genotype.save(out / 'genotype.json')
+        written.append('genotype.json')
+        if cfg.export_genotype:
+            genotype.save(cfg.export_genotype)
+            written.append(str(cfg.export_genotype))
+        printer.text(f'genotype written to {out / "genotype.json"}'
+                     + (f' and {cfg.export_genotype}' if cfg.export_genotype else ''))
+        printer.text(str(genotype))
+        printer.json({'event': 'done', 'output': str(out), 'genotype': genotype.to_dict(),
+                      'exported': cfg.export_genotype})
+    return SearchResult(genotype, [p.detach().cpu().clone() for p in searcher.arch_params], records, out,
+                        info.rank, sorted(set(written)))
+
+
+def load_checkpoint_arch(path: os.PathLike) -> Dict[str, torch.Tensor]:
+    """Architecture parameters stored in a checkpoint (by state-dict name)."""
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    names = [n for n in ckpt['model'] if n.startswith(('alphas_', 'betas_', 'threshold_logits_'))]
+    return {n: ckpt['model'][n] for n in names}
+

@@ -1,0 +1,43 @@
+"""``python -m search.bench`` prints one JSON object per configuration with the required keys."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DARTS_REPO = Path('/tmp/darts/cnn')  # the original code, when present (measurement only, never vendored)
+REQUIRED = {'method', 'space', 'batch_size', 'step_s', 'peak_mem_mb'}
+
+
+def _bench(*args: str) -> list:
+    proc = subprocess.run([sys.executable, '-m', 'search.bench', '--batch-size', '2', '--steps', '1', '--warmup', '0',
+                           '--channels', '4', '--layers', '3', '--nodes', '2', '--image-size', '8', '--threads', '1',
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_bench_prints_required_keys():
+    recs = _bench('--methods', 'darts,entrannas-dst', '--engine-cells', 'default,all', '--space', 'standard')
+    assert [r['method'] for r in recs] == ['darts', 'entrannas-dst', 'entrannas-dst']
+    assert recs[0]['engine_cells'] == recs[2]['engine_cells'] == [0, 1, 2]  # darts and 'all': every cell
+    assert set(recs[1]['engine_cells']) < {0, 1, 2}  # the default placement leaves transit cells
+    for r in recs:
+        assert REQUIRED <= set(r) and r['batch_size'] == 2 and r['space'] == 'standard'
+        assert r['step_s'] > 0 and r['peak_mem_mb'] > 0 and r['peak_mem_kind'] == 'peak_rss_fresh_process'
+        assert r['step_s'] >= r['arch_step_s'] and r['step_s'] >= r['weight_step_s']
+
+
+@pytest.mark.skipif(not (DARTS_REPO / 'model_search.py').is_file(), reason=f'original DARTS code not at {DARTS_REPO}')
+def test_bench_times_the_original_code():
+    recs = _bench('--methods', 'darts', '--darts-repo', str(DARTS_REPO))
+    assert [r['impl'] for r in recs] == ['entrannas-timm', 'original-darts']
+    # same super-net: the same number of weights
+    assert recs[0]['supernet_params'] == recs[1]['supernet_params']
+    assert all(REQUIRED <= set(r) for r in recs)
