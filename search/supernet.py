@@ -107,6 +107,24 @@ class SearchCell(nn.Module):
             nn.ModuleList([make_op(name, C_op, 2 if reduction and i < 2 else 1, search=True, **dd) for name in ops])
             for i in sources
         ])
+        # Every op of a group reads the same input, and most begin with ReLU: compute it once per group and run
+        # the ops' remaining layers on it (same result, one stored activation instead of one per op).
+        # Plain lists, not submodules: the tails share the ops' layers and add nothing to the state dict.
+        self._tails: List[List[Optional[nn.Module]]] = [
+            [nn.Sequential(*list(op)[1:]) if isinstance(op, nn.Sequential) and isinstance(op[0], nn.ReLU) else None
+             for op in group]
+            for group in self.ops
+        ]
+
+    def _op(self, g: int, k: int, x: Tensor, relu_cache: Dict[int, Tensor]) -> Tensor:
+        """Op ``k`` of group ``g`` on ``x``, reusing the group's ReLU(x) when the op starts with one."""
+        tail = self._tails[g][k]
+        if tail is None:
+            return self.ops[g][k](x)
+        r = relu_cache.get(g)
+        if r is None:
+            r = relu_cache[g] = F.relu(x)
+        return tail(r)
 
     def forward(self, s0: Tensor, s1: Tensor, weights: Optional[Sequence[Sequence[Tensor]]] = None,
                 plan: Optional[Plan] = None, edge_weights: Optional[Sequence[Tensor]] = None,
@@ -128,12 +146,13 @@ class SearchCell(nn.Module):
         """
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         outs: Dict[Tuple[int, int], Tensor] = {}
+        relus: Dict[int, Tensor] = {}
         for node_terms in plan:
             acc: Optional[Tensor] = None
             for i, g, k, e in node_terms:
                 o = outs.get((g, k))
                 if o is None:
-                    o = outs[(g, k)] = self.ops[g][k](states[i])
+                    o = outs[(g, k)] = self._op(g, k, states[i], relus)
                 w = weights[e][k]
                 acc = o * w if acc is None else torch.addcmul(acc, o, w)
             assert acc is not None
@@ -153,8 +172,9 @@ class SearchCell(nn.Module):
                 c = x.shape[1] // K
                 xa, xb = x[:, :c], x[:, c:]
                 mix: Optional[Tensor] = None
+                relus: Dict[int, Tensor] = {}
                 for k in active:
-                    o = self.ops[e][k](xa)
+                    o = self._op(e, k, xa, relus)
                     mix = o * weights[e][k] if mix is None else torch.addcmul(mix, o, weights[e][k])
                 assert mix is not None
                 if self.reduction and i < 2:
@@ -170,12 +190,13 @@ class SearchCell(nn.Module):
         """Transit cell: node j = unweighted sum of the derived ops only (each shared op evaluated once)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         outs: Dict[Tuple[int, int], Tensor] = {}
+        relus: Dict[int, Tensor] = {}
         for node_terms in plan:
             acc: Optional[Tensor] = None
             for i, g, k, _ in node_terms:
                 o = outs.get((g, k))
                 if o is None:
-                    o = outs[(g, k)] = self.ops[g][k](states[i])
+                    o = outs[(g, k)] = self._op(g, k, states[i], relus)
                 acc = o if acc is None else acc + o
             assert acc is not None
             states.append(acc)

@@ -39,13 +39,17 @@ def batch(n: int = 4, size: int = 16, chans: int = 3, seed: int = 1) -> torch.Te
 
 
 def count_op_calls(net: SearchNetwork) -> tuple[Counter, list]:
-    """Forward hooks on every candidate op: Counter of (cell, group, op index) calls."""
+    """Forward hooks on every candidate op: Counter of (cell, group, op index) calls.
+
+    Cells run an op's layers after a shared ReLU, so a sequential op is counted at its last layer.
+    """
     calls: Counter = Counter()
     handles = []
     for c, cell in enumerate(net.cells):
         for g, group in enumerate(cell.ops):
             for k, op in enumerate(group):
-                handles.append(op.register_forward_hook(
+                layer = op[-1] if isinstance(op, torch.nn.Sequential) else op
+                handles.append(layer.register_forward_hook(
                     lambda m, i, o, key=(c, g, k): calls.__setitem__(key, calls[key] + 1)))
     return calls, handles
 
@@ -353,8 +357,9 @@ def test_pc_darts_partial_channels_and_edge_normalisation():
     assert [p.shape for p in net.arch_parameters()] == [(E, 8), (E, 8), (E,), (E,)]
     shapes = []
     sep = net.ops.index('sep_conv_3x3')
-    net.cells[0].ops[0][sep].register_forward_hook(lambda m, i, o: shapes.append((i[0].shape, o.shape)))
-    net.cells[1].ops[0][sep].register_forward_hook(lambda m, i, o: shapes.append((i[0].shape, o.shape)))
+    # the first conv after the (shared) ReLU sees the op's input shape and applies its stride
+    net.cells[0].ops[0][sep][1].register_forward_hook(lambda m, i, o: shapes.append((i[0].shape, o.shape)))
+    net.cells[1].ops[0][sep][1].register_forward_hook(lambda m, i, o: shapes.append((i[0].shape, o.shape)))
     assert net(batch()).shape == (4, 3)
     assert shapes == [((4, 2, 16, 16), (4, 2, 16, 16)), ((4, 4, 16, 16), (4, 4, 8, 8))]  # C/K channels
     for kind in ('normal', 'reduce'):
