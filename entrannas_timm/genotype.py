@@ -13,11 +13,12 @@ import json
 import os
 import re
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .ops import OPS, SPACES
 
@@ -93,7 +94,7 @@ class Genotype:
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Any, source: Optional[str] = None) -> 'Genotype':
+    def from_dict(cls, data: Any, source: Optional[str] = None) -> Genotype:
         """Build from the JSON object form; every error names ``source`` and the offending field."""
         if not isinstance(data, Mapping):
             raise GenotypeError(f'expected a JSON object, got {type(data).__name__}', source)
@@ -107,11 +108,11 @@ class Genotype:
         if fmt != _FORMAT:
             raise GenotypeError(f'expected {_FORMAT!r}, got {fmt!r}', source, 'format')
         known = {'format', 'schema_version', 'name', 'space', 'feature_sharing', 'normal', 'reduce', 'provenance'}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
             raise GenotypeError(f'unknown field(s) {unknown}; expected only {sorted(known)}', source)
         space = data.get('space', 'standard')
-        if space not in SPACES:
+        if not isinstance(space, str) or space not in SPACES:
             raise GenotypeError(f'unknown space {space!r}; expected one of {sorted(SPACES)}', source, 'space')
         sharing = data.get('feature_sharing', False)
         if not isinstance(sharing, bool):
@@ -129,46 +130,65 @@ class Genotype:
             raise GenotypeError(e.reason, source, e.field) from None
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> 'Genotype':
+    def load(cls, path: Union[str, os.PathLike]) -> Genotype:
         """Read a genotype JSON file (or a ``.py``/``.txt`` file holding DARTS ``Genotype(...)`` text)."""
         path = Path(path)
         try:
             text = path.read_text(encoding='utf-8')
         except OSError as e:
             raise GenotypeError(f'cannot read genotype file: {e.strerror or e}', str(path)) from None
+        except UnicodeDecodeError as e:
+            raise GenotypeError(f'not UTF-8 text ({e.reason} at byte {e.start})', str(path)) from None
         if path.suffix != '.json' and not text.lstrip().startswith('{'):
-            return cls.parse_darts(text, name=path.stem, source=str(path))
+            g = cls.parse_darts(text, source=str(path))
+            return g if g.name else g.replace(name=path.stem)
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as e:
             raise GenotypeError(f'malformed JSON: {e.msg} at line {e.lineno} column {e.colno}', str(path)) from None
+        except _DuplicateKey as e:
+            raise GenotypeError(f'malformed JSON: key {e.args[0]!r} appears twice in one object', str(path)) from None
+        except RecursionError:
+            raise GenotypeError('malformed JSON: nested too deeply', str(path)) from None
         g = cls.from_dict(data, source=str(path))
         return g if g.name else g.replace(name=path.stem)
 
     @classmethod
     def parse_darts(cls, text: str, name: Optional[str] = None, source: Optional[str] = None,
-                    provenance: Optional[Mapping[str, Any]] = None) -> 'Genotype':
+                    provenance: Optional[Mapping[str, Any]] = None) -> Genotype:
         """Parse the DARTS text form, ``[NAME = ]Genotype(normal=[('op', i), ...], normal_concat=...)``.
 
         Concat lists may be written as lists or ``range(a, b)``. Nodes take connections in consecutive
-        pairs, as in DARTS. Parsing is literal (``ast``), never ``eval``.
+        pairs, as in DARTS. Parsing is literal (``ast``), never ``eval``. The text may be a whole DARTS
+        ``genotypes.py``: statements other than ``Genotype(...)`` calls are ignored, and ``name`` picks
+        the assignment (case-insensitive) when there are several. ``name`` also names the result;
+        without it, the assigned variable does.
         """
         src = source or '<DARTS text>'
         try:
-            tree = ast.parse(text.strip(), mode='exec')
-        except SyntaxError as e:
-            raise GenotypeError(f'not valid DARTS genotype text: {e.msg} (line {e.lineno})', src) from None
-        if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Expr, ast.Assign)):
-            raise GenotypeError('expected exactly one Genotype(...) expression or assignment', src)
-        stmt = tree.body[0]
-        if isinstance(stmt, ast.Assign):
-            if name is None and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                name = stmt.targets[0].id
-        call = stmt.value
-        if not (isinstance(call, ast.Call) and getattr(call.func, 'id', getattr(call.func, 'attr', None))
-                in ('Genotype', 'genotype')):
+            tree = ast.parse(textwrap.dedent(text).strip(), mode='exec')
+        except (SyntaxError, ValueError) as e:
+            raise GenotypeError(f'not valid DARTS genotype text: {getattr(e, "msg", e)}', src) from None
+        found: List[Tuple[Optional[str], ast.Call]] = []
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.Expr, ast.Assign)) and _is_genotype_call(stmt.value):
+                target = None
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                    target = stmt.targets[0].id
+                found.append((target, stmt.value))
+        if not found:
             raise GenotypeError('expected a call Genotype(normal=..., normal_concat=..., reduce=..., '
                                 'reduce_concat=...)', src)
+        if len(found) > 1:
+            chosen = [f for f in found if name is not None and f[0] is not None and f[0].lower() == name.lower()]
+            if len(chosen) != 1:
+                names = [t for t, _ in found if t]
+                miss = f'; {name!r} is none of them' if name else ''
+                raise GenotypeError(f'{len(found)} genotypes are defined ({", ".join(names)}); pick one by '
+                                    f'name{miss}', src, 'name')
+            found = chosen
+        target, call = found[0]
+        name = name if name is not None else target
         if call.args:
             fields = ('normal', 'normal_concat', 'reduce', 'reduce_concat')
             if len(call.args) > 4:
@@ -177,9 +197,13 @@ class Genotype:
         else:
             kwargs = {}
         for kw in call.keywords:
+            if kw.arg is None:
+                raise GenotypeError('expected keyword fields, not **mapping', src)
             kwargs[kw.arg] = kw.value
         missing = [k for k in ('normal', 'normal_concat', 'reduce', 'reduce_concat') if k not in kwargs]
         extra = [k for k in kwargs if k not in ('normal', 'normal_concat', 'reduce', 'reduce_concat')]
+        if len(call.args) + len(call.keywords) != len(kwargs):
+            raise GenotypeError('a field is given twice', src)
         if missing or extra:
             raise GenotypeError(f'missing fields {missing}' if missing else f'unknown fields {extra}', src)
         cells = {}
@@ -223,6 +247,7 @@ class Genotype:
         try:
             with os.fdopen(fd, 'w', encoding='utf-8') as f:
                 f.write(self.to_json())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode open() would
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -233,8 +258,14 @@ class Genotype:
     def is_darts_representable(self) -> bool:
         return all(len(node) == 2 for cell in (self.normal, self.reduce) for node in cell.nodes)
 
-    def to_darts(self) -> str:
-        """The DARTS ``Genotype(...)`` text; only for cells with exactly 2 inputs per node."""
+    def to_darts(self, assign: Optional[str] = None, concat_style: str = 'list') -> str:
+        """The DARTS ``Genotype(...)`` text; only for cells with exactly 2 inputs per node.
+
+        ``assign`` prefixes ``NAME = `` (a line of a DARTS ``genotypes.py``); ``concat_style='range'``
+        writes a contiguous concat as ``range(a, b)``, as PC-DARTS publishes it.
+        """
+        if concat_style not in ('list', 'range'):
+            raise ValueError(f"concat_style: expected 'list' or 'range', got {concat_style!r}")
         if not self.is_darts_representable:
             raise GenotypeError('DARTS text needs exactly 2 connections per node; this genotype has nodes '
                                 'with other in-degrees', self.name)
@@ -243,13 +274,25 @@ class Genotype:
 
         def conns(cell: CellSpec) -> str:
             return '[' + ', '.join(f"('{op}', {i})" for node in cell.nodes for op, i in node) + ']'
-        return (f'Genotype(normal={conns(self.normal)}, normal_concat={list(self.normal.concat)}, '
-                f'reduce={conns(self.reduce)}, reduce_concat={list(self.reduce.concat)})')
 
-    def replace(self, **changes: Any) -> 'Genotype':
+        def concat(cell: CellSpec) -> str:
+            c = list(cell.concat)
+            if concat_style == 'range' and c == list(range(c[0], c[-1] + 1)):
+                return f'range({c[0]}, {c[-1] + 1})'
+            return str(c)
+        prefix = f'{assign} = ' if assign else ''
+        return (f'{prefix}Genotype(normal={conns(self.normal)}, normal_concat={concat(self.normal)}, '
+                f'reduce={conns(self.reduce)}, reduce_concat={concat(self.reduce)})')
+
+    def replace(self, **changes: Any) -> Genotype:
         data = self.to_dict()
         data.update({k: (v.to_dict() if isinstance(v, CellSpec) else _thaw(v)) for k, v in changes.items()})
         return Genotype.from_dict(data, source=changes.get('name', self.name))
+
+    def __reduce__(self):
+        # the read-only provenance mapping cannot be pickled or deep-copied (copy.deepcopy of a model, EMA, DDP
+        # spawn): rebuild from the dict form instead
+        return (Genotype.from_dict, (self.to_dict(), self.name))
 
     def ops_used(self) -> List[str]:
         return sorted({op for cell in (self.normal, self.reduce) for _, op, _ in cell.connections()})
@@ -263,8 +306,13 @@ class Genotype:
                 lines.append(f'    node {j} = {ins}')
         return '\n'.join(lines)
 
+    @staticmethod
+    def looks_like_darts(text: str) -> bool:
+        """True for a string of DARTS text (``[NAME = ]Genotype(...)``) rather than a name or a path."""
+        return bool(_DARTS_TEXT.match(text))
+
     @classmethod
-    def coerce(cls, value: 'GenotypeLike') -> 'Genotype':
+    def coerce(cls, value: GenotypeLike) -> Genotype:
         """Accept a Genotype, a bundled name, a file path, a dict or DARTS text."""
         if isinstance(value, Genotype):
             return value
@@ -272,7 +320,7 @@ class Genotype:
             return cls.from_dict(value, source='<dict>')
         if isinstance(value, (str, os.PathLike)):
             text = os.fspath(value)
-            if text.lstrip().startswith('Genotype(') or ' = Genotype(' in text:
+            if cls.looks_like_darts(text):
                 return cls.parse_darts(text)
             return load_genotype(text)
         raise GenotypeError(f'expected a Genotype, bundled name, file path or dict, got {type(value).__name__}',
@@ -280,6 +328,32 @@ class Genotype:
 
 
 GenotypeLike = Union[Genotype, str, os.PathLike, Mapping[str, Any]]
+
+_DARTS_TEXT = re.compile(r'\s*([A-Za-z_]\w*\s*=\s*)?Genotype\s*\(')
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _is_genotype_call(node: Any) -> bool:
+    return isinstance(node, ast.Call) and getattr(node.func, 'id', getattr(node.func, 'attr', None)) in (
+        'Genotype', 'genotype')
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _node_label(i: int) -> str:
@@ -302,6 +376,8 @@ def _concat_literal(node: ast.AST, src: str, fld: str) -> List[int]:
         args = [_literal(a, src, fld) for a in node.args]
         if not 1 <= len(args) <= 3 or not all(_is_int(a) for a in args):
             raise GenotypeError('expected range(start, stop) with integer bounds', src, fld)
+        if len(range(*args)) > 1000:
+            raise GenotypeError(f'range{tuple(args)} is far longer than any cell', src, fld)
         return list(range(*args))
     value = _literal(node, src, fld)
     if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
@@ -344,21 +420,33 @@ def _cell_from_obj(obj: Any, source: Optional[str], kind: str) -> CellSpec:
 
 
 def _validate(g: Genotype, source: Optional[str]) -> None:
-    if g.space not in SPACES:
+    """Checks on the built object, so that direct construction is held to the same rules as files."""
+    if not isinstance(g.space, str) or g.space not in SPACES:
         raise GenotypeError(f'unknown space {g.space!r}; expected one of {sorted(SPACES)}', source, 'space')
+    if not isinstance(g.feature_sharing, bool):
+        raise GenotypeError(f'expected true or false, got {g.feature_sharing!r}', source, 'feature_sharing')
+    if g.name is not None and not isinstance(g.name, str):
+        raise GenotypeError(f'expected a string, got {g.name!r}', source, 'name')
     allowed = SPACES[g.space]
     for kind, cell in (('normal', g.normal), ('reduce', g.reduce)):
         if not isinstance(cell, CellSpec):
             raise GenotypeError(f'expected a CellSpec, got {type(cell).__name__}', source, kind)
-        if not cell.nodes:
-            raise GenotypeError('a cell needs at least one intermediate node', source, f'{kind}.nodes')
+        if not isinstance(cell.nodes, tuple) or not cell.nodes:
+            raise GenotypeError('a cell needs a non-empty tuple of intermediate nodes', source, f'{kind}.nodes')
+        if not isinstance(cell.concat, tuple) or not all(_is_int(c) for c in cell.concat):
+            raise GenotypeError(f'expected a tuple of node indices, got {cell.concat!r}', source, f'{kind}.concat')
         for j, node in enumerate(cell.nodes):
             fld = f'{kind}.nodes[{j}]'
+            if not isinstance(node, tuple):
+                raise GenotypeError(f'expected a tuple of (op, input) pairs, got {type(node).__name__}', source, fld)
             if not node:
                 raise GenotypeError('empty node: every node needs at least one [op, input] connection',
                                     source, fld)
             seen = set()
-            for c, (op, inp) in enumerate(node):
+            for c, conn in enumerate(node):
+                if not (isinstance(conn, tuple) and len(conn) == 2 and isinstance(conn[0], str) and _is_int(conn[1])):
+                    raise GenotypeError(f'expected ("op", input_index), got {conn!r}', source, f'{fld}[{c}]')
+                op, inp = conn
                 if op not in OPS:
                     raise GenotypeError(f'unknown op {op!r}; expected one of {sorted(OPS)}', source, f'{fld}[{c}]')
                 if op not in allowed:

@@ -1,0 +1,204 @@
+"""The ``entrannas`` command (also ``python -m entrannas_timm``).
+
+Built-in subcommands: ``models`` (the registered zoo: genotype, family, params, MACs, input size,
+weights status per tag) and ``genotype`` (validate, pretty-print, convert DARTS text to our JSON).
+Other modules add subcommands through :data:`COMMAND_MODULES`: each listed module that can be
+imported exposes ``add_cli(subparsers) -> None``, which registers its parser with
+``set_defaults(func=handler)``; ``handler(args)`` returns the exit code (``None`` means 0). A module
+that does not exist is skipped. Bad input raises :class:`CLIError` (or :class:`GenotypeError`), which
+``main`` prints as one line on stderr with exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from .genotype import Genotype, GenotypeError, load_genotype
+
+__all__ = ['COMMAND_MODULES', 'CLIError', 'build_parser', 'main', 'model_rows', 'weights_status']
+
+PROG = 'entrannas'
+
+COMMAND_MODULES: List[str] = [
+    'entrannas_timm.train',
+    'entrannas_timm.validate',
+    'entrannas_timm.export',
+    'entrannas_timm.publish',
+    'entrannas_timm.plot',
+    'entrannas_timm.report',
+]
+"""Optional modules that add subcommands via ``add_cli(subparsers)``; missing ones are skipped."""
+
+WEIGHTS_FILE = 'model.safetensors'
+
+
+class CLIError(Exception):
+    """A user error on the command line: printed as one line, exit code 2, no traceback."""
+
+
+# ---- models ------------------------------------------------------------------------------------------
+def weights_status(hf_hub_id: str, online: bool = False) -> str:
+    """``'published'`` if the tag's safetensors file is in the local Hugging Face cache (or, with
+    ``online``, on the Hub), else ``'not published'``. Offline, nothing touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+    cached = try_to_load_from_cache(hf_hub_id, WEIGHTS_FILE)
+    if isinstance(cached, str):
+        return 'published'
+    if online:
+        from huggingface_hub import file_exists
+        try:
+            return 'published' if file_exists(hf_hub_id, WEIGHTS_FILE) else 'not published'
+        except Exception as e:  # noqa: BLE001  (network, auth, ... : say so instead of guessing)
+            return f'unknown ({type(e).__name__})'
+    return 'not published'
+
+
+def model_rows(patterns: Sequence[str] = (), online: bool = False) -> List[Dict[str, Any]]:
+    """One row per registered model: genotype, family, params, MACs at the default input size, tags."""
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    from .models import MODEL_GENOTYPES
+    from .profile import count_macs, count_params
+
+    rows = []
+    for name, (genotype, family) in MODEL_GENOTYPES.items():
+        if patterns and not any(fnmatch(name, p) for p in patterns):
+            continue
+        tags = timm.list_pretrained(f'{name}.*')
+        cfg = get_pretrained_cfg(name)
+        input_size = list(cfg.input_size)
+        model = timm.create_model(name)
+        weights = {}
+        for tag in tags:
+            tag_cfg = get_pretrained_cfg(tag)
+            hub_id = tag_cfg.hf_hub_id if tag_cfg is not None else None
+            weights[tag.split('.', 1)[1]] = weights_status(hub_id, online) if hub_id else 'not published'
+        rows.append(dict(model=name, genotype=genotype, family=family, params=count_params(model),
+                         macs=count_macs(model, input_size), input_size=input_size,
+                         num_classes=model.num_classes, weights=weights))
+    if patterns and not rows:
+        raise CLIError(f'no registered model matches {list(patterns)}; registered: {", ".join(MODEL_GENOTYPES)}')
+    return rows
+
+
+def _format_table(rows: List[Dict[str, Any]], columns: Sequence[str]) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines = ['  '.join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+             '  '.join('-' * w for w in widths)]
+    lines += ['  '.join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    return '\n'.join(lines)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    rows = model_rows(args.patterns, online=args.online)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [[r['model'], r['genotype'], r['family'], f"{r['params'] / 1e6:.2f}M", f"{r['macs'] / 1e6:.0f}M",
+              'x'.join(map(str, r['input_size'])), ', '.join(f'{t}: {s}' for t, s in r['weights'].items())]
+             for r in rows]
+    print(_format_table(table, ('model', 'genotype', 'family', 'params', 'MACs', 'input', 'weights')))
+    if not args.online:
+        print('(weights: local Hugging Face cache only; --online asks the Hub)')
+    return 0
+
+
+# ---- genotype ------------------------------------------------------------------------------------------
+def _read_genotype(spec: str, name: Optional[str]) -> Genotype:
+    """A bundled name, a JSON file, a .py/.txt file of DARTS text, or a literal DARTS string."""
+    path = Path(spec).expanduser()
+    if Genotype.looks_like_darts(spec):
+        return Genotype.parse_darts(spec, name=name, source='<command line>')
+    if path.is_file() and path.suffix != '.json':
+        try:
+            text = path.read_text(encoding='utf-8')
+        except (OSError, UnicodeDecodeError) as e:
+            raise GenotypeError(f'cannot read genotype file: {e}', str(path)) from None
+        if not text.lstrip().startswith('{'):
+            g = Genotype.parse_darts(text, name=name, source=str(path))
+            return g if g.name else g.replace(name=path.stem)
+    g = load_genotype(spec)
+    return g.replace(name=name) if name else g
+
+
+def _cmd_genotype(args: argparse.Namespace) -> int:
+    g = _read_genotype(args.genotype, args.name)
+    if args.to_json:
+        out = g.save(args.to_json)
+        print(f'wrote {out}', file=sys.stderr)
+    if args.json:
+        sys.stdout.write(g.to_json())
+    elif args.darts:
+        print(g.to_darts(assign=g.name))
+    elif not args.to_json:
+        print(g)
+        print(f'  ops: {", ".join(g.ops_used())}')
+        prov = dict(g.provenance)
+        for key in ('method', 'dataset', 'source'):
+            if key in prov:
+                print(f'  {key}: {prov[key]}')
+    return 0
+
+
+# ---- parser and entry point ------------------------------------------------------------------------------
+def _load_command_modules(subparsers: argparse._SubParsersAction, modules: Sequence[str]) -> None:
+    for mod_name in modules:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name == mod_name:  # the command module is not there (yet); its own broken imports still raise
+                continue
+            raise
+        mod.add_cli(subparsers)
+
+
+def build_parser(modules: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """The full parser: built-in subcommands plus those of the importable :data:`COMMAND_MODULES`."""
+    from . import __version__
+    parser = argparse.ArgumentParser(prog=PROG, description='EnTranNAS and DARTS-family models for timm.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+
+    p = sub.add_parser('models', help='list registered models: params, MACs, input size, weights per tag')
+    p.add_argument('patterns', nargs='*', metavar='PATTERN', help="shell-style filters, e.g. 'darts*'")
+    p.add_argument('--json', action='store_true', help='machine-readable output')
+    p.add_argument('--online', action='store_true', help='ask the Hugging Face Hub for weights not in the cache')
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser('genotype', help='validate and show a genotype; convert DARTS text to JSON')
+    p.add_argument('genotype', metavar='NAME|FILE|TEXT',
+                   help="bundled name (case-insensitive), .json file, .py/.txt file of DARTS text, or the text "
+                        "itself: \"Genotype(normal=[...], ...)\"")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument('--json', action='store_true', help='print our JSON format')
+    fmt.add_argument('--darts', action='store_true', help='print DARTS Genotype(...) text (2 inputs per node)')
+    p.add_argument('--to-json', metavar='OUT.json', type=Path, help='write our JSON format (atomic)')
+    p.add_argument('--name', help='name of the genotype; selects one of several in a DARTS genotypes.py')
+    p.set_defaults(func=_cmd_genotype)
+
+    _load_command_modules(sub, COMMAND_MODULES if modules is None else modules)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console entry point; returns the exit code (2 for bad input, with one line on stderr)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except (CLIError, GenotypeError) as e:
+        if os.environ.get('ENTRANNAS_DEBUG'):
+            raise
+        print(f'{PROG} {args.command}: error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0 if code is None else int(code)
