@@ -13,12 +13,16 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from .genotype import Genotype, GenotypeLike
-from .network import CellNetwork
+from .network import CellFeatureGetter, CellNetwork
 
-__all__ = ['HF_ORG', 'MODEL_GENOTYPES', 'CIFAR10_MEAN', 'CIFAR10_STD', 'WeightsNotPublishedError']
+__all__ = ['HF_ORG', 'MODEL_GENOTYPES', 'PUBLISHED_TAGS', 'WEIGHTS_FILE', 'CIFAR10_MEAN', 'CIFAR10_STD',
+           'WeightsNotPublishedError']
 
 HF_ORG = 'entrannas'
 """The Hugging Face organisation that hosts every published checkpoint of the zoo."""
+
+WEIGHTS_FILE = 'model.safetensors'
+"""Checkpoints are safetensors only: timm's loader is pointed at this file, never at a pickle."""
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -72,13 +76,44 @@ _cfgs = {
     'pc_darts_imagenet.in1k': _imagenet_cfg('pc_darts'),
 }
 # every tag's weights live in their own Hub repo, named after the tag
-default_cfgs = generate_default_cfgs({k: dict(v, hf_hub_id=f'{HF_ORG}/{k}') for k, v in _cfgs.items()})
+default_cfgs = generate_default_cfgs({
+    k: dict(v, hf_hub_id=f'{HF_ORG}/{k}', hf_hub_filename=WEIGHTS_FILE) for k, v in _cfgs.items()})
+
+
+PUBLISHED_TAGS: frozenset = frozenset()
+"""``name.tag`` whose weights are published on the Hub. Any other tag loads only from the local Hugging Face
+cache (e.g. weights saved with :mod:`entrannas_timm.hub`) or an explicit ``pretrained_cfg_overlay``."""
 
 
 def _hub_errors() -> tuple:
-    from huggingface_hub.errors import (
-        EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError)
-    return EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, OSError
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled
+    return EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled, OSError
+
+
+def _unpublished(name: str, reason: str) -> WeightsNotPublishedError:
+    return WeightsNotPublishedError(
+        f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
+        'Use pretrained=False, or load your own weights with '
+        'pretrained_cfg_overlay=dict(file="path/to/model.safetensors") or timm.create_model("hf-hub:ORG/NAME").')
+
+
+def _check_weights(variant: str, kwargs: Dict[str, Any]) -> None:
+    """Fail fast, before any network access, when a registry tag's weights are neither published nor cached."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from timm.models._builder import _resolve_pretrained_source, resolve_pretrained_cfg
+
+    cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay')).to_dict()
+    load_from, loc = _resolve_pretrained_source(cfg)
+    if load_from != 'hf-hub' or cfg.get('source') == 'hf-hub':
+        return  # an explicit file / state dict / URL, or an hf-hub: model whose config timm already fetched
+    repo_id, filename = loc if isinstance(loc, tuple) else (loc, WEIGHTS_FILE)
+    name = f"{variant}.{cfg['tag']}" if cfg.get('tag') else variant
+    if isinstance(try_to_load_from_cache(repo_id, filename, cache_dir=kwargs.get('cache_dir')), str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise _unpublished(name, f'{repo_id}/{filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set')
+    if name not in PUBLISHED_TAGS:
+        raise _unpublished(name, f'this tag has no published weights (hf-hub:{repo_id} is reserved for them)')
 
 
 def _create_network(variant: str, pretrained: bool = False, genotype: Optional[GenotypeLike] = None,
@@ -87,19 +122,18 @@ def _create_network(variant: str, pretrained: bool = False, genotype: Optional[G
     genotype = Genotype.coerce(default_genotype if genotype is None else genotype)
     model_kwargs = {**_FAMILIES[family], **kwargs}
     n_features = 3 if family == 'cifar' else 4
+    # features come from forward_intermediates (cells take two inputs, so no sequential/hook rewrite)
+    feature_cfg = dict(feature_cls=CellFeatureGetter, out_indices=tuple(range(n_features)))
+    feature_cfg.update(model_kwargs.pop('feature_cfg', None) or {})
+    if pretrained:
+        _check_weights(variant, model_kwargs)
     try:
         return build_model_with_cfg(
-            CellNetwork, variant, pretrained, genotype=genotype,
-            feature_cfg=dict(feature_cls='getter', out_indices=tuple(range(n_features))),
-            **model_kwargs)
+            CellNetwork, variant, pretrained, genotype=genotype, feature_cfg=feature_cfg, **model_kwargs)
     except _hub_errors() as e:
         if not pretrained:
             raise
-        raise WeightsNotPublishedError(
-            f'no pretrained weights for {variant!r} could be loaded ({type(e).__name__}: {e}). '
-            f'Published checkpoints live at hf-hub:{HF_ORG}/<model>.<tag>; `entrannas models` lists '
-            'which tags have weights. Use pretrained=False, or pass '
-            'pretrained_cfg_overlay=dict(file="path/to/model.safetensors").') from e
+        raise _unpublished(variant, f'{type(e).__name__}: {e}') from e
 
 
 @register_model

@@ -6,20 +6,18 @@ the nodes it feeds (METHOD.md §4); without it, every connection owns its op, ex
 :class:`CellNetwork` stacks cells (reductions at 1/3 and 2/3 depth) behind a CIFAR or ImageNet stem and
 implements the full timm model API.
 """
-from __future__ import annotations
-
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import ClassifierHead, drop_path, get_device_dtype
-from timm.models._features import feature_take_indices
+from timm.layers import ClassifierHead, drop_path, get_device_dtype, register_notrace_module
+from timm.models._features import FeatureGetterNet, feature_take_indices
 from timm.models._manipulate import checkpoint
 
 from .genotype import CellSpec, Genotype, GenotypeLike
 from .ops import FactorizedReduce, ReLUConvBN, make_op
 
-__all__ = ['Cell', 'CellNetwork', 'AuxiliaryHead', 'STEM_TYPES']
+__all__ = ['Cell', 'CellNetwork', 'AuxiliaryHead', 'CellFeatureGetter', 'STEM_TYPES']
 
 STEM_TYPES = ('cifar', 'imagenet')
 
@@ -83,19 +81,24 @@ class Cell(nn.Module):
         return torch.cat([states[i] for i in self.concat], dim=1)
 
 
+@register_notrace_module  # size-dependent pooling: a leaf for FX tracing
 class AuxiliaryHead(nn.Module):
-    """DARTS's auxiliary classifier (training only), robust to feature maps larger than DARTS assumed.
+    """DARTS's auxiliary classifier (training only), robust to feature maps of other sizes than DARTS assumed.
 
-    ``stride=3`` is the CIFAR head (8x8 maps), ``stride=2`` the ImageNet head (7x7 maps). A final
-    adaptive pool makes larger inputs work; at DARTS's sizes it is a no-op.
+    ``stride=3`` is the CIFAR head (8x8 maps), ``stride=2`` the ImageNet head (7x7 maps): DARTS's 5x5 average
+    pool leaves the 2x2 map its 2x2 conv reduces to 1x1. Maps too small for that pool (e.g. 7x7 from 28x28
+    Fashion-MNIST in the CIFAR family) are pooled adaptively to 2x2 instead; larger maps end with an adaptive
+    pool. At DARTS's sizes both are no-ops and the head is exactly DARTS's.
     """
 
     def __init__(self, C: int, num_classes: int, stride: int, final_bn: bool, device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
+        self.stride = stride
+        # not in place: the input is the main path's tensor
+        self.pool = nn.Sequential(nn.ReLU(inplace=False),
+                                  nn.AvgPool2d(5, stride=stride, padding=0, count_include_pad=False))
         layers = [
-            nn.ReLU(inplace=True),
-            nn.AvgPool2d(5, stride=stride, padding=0, count_include_pad=False),
             nn.Conv2d(C, 128, 1, bias=False, **dd),
             nn.BatchNorm2d(128, **dd),
             nn.ReLU(inplace=True),
@@ -108,8 +111,11 @@ class AuxiliaryHead(nn.Module):
         self.classifier = nn.Linear(768, num_classes, **dd) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the first ReLU is in place in DARTS; clone so the main path's tensor is never modified
-        return self.classifier(self.features(x.clone()))
+        if min(x.shape[-2], x.shape[-1]) >= 5 + self.stride:
+            x = self.pool(x)
+        else:
+            x = nn.functional.adaptive_avg_pool2d(nn.functional.relu(x), 2)
+        return self.classifier(self.features(x))
 
 
 class CellNetwork(nn.Module):
@@ -147,6 +153,7 @@ class CellNetwork(nn.Module):
             raise ValueError(f'channels: expected an even number >= 2, got {channels}')
         self.genotype = Genotype.coerce(genotype)
         self.stem_type = stem_type
+        self.channels, self.layers, self.stem_multiplier = channels, layers, stem_multiplier
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
@@ -172,7 +179,7 @@ class CellNetwork(nn.Module):
                 nn.BatchNorm2d(C, **dd),
             )
             self.stem1 = nn.Sequential(
-                nn.ReLU(inplace=True),
+                nn.ReLU(inplace=False),  # not in place: stem0's output is also a feature tap and cell input
                 nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False, **dd),
                 nn.BatchNorm2d(C, **dd),
             )
@@ -206,8 +213,9 @@ class CellNetwork(nn.Module):
         if auxiliary:
             self.aux_head = AuxiliaryHead(C_aux, num_classes, stride=3 if stem_type == 'cifar' else 2,
                                           final_bn=stem_type == 'cifar', **dd)
-        self.num_features = self.head_hidden_size = C_prev
+        self.num_features = C_prev
         self.head = ClassifierHead(C_prev, num_classes, pool_type=global_pool, drop_rate=drop_rate, **dd)
+        self.head_hidden_size = self.head.num_features  # pooled width (x2 for catavgmax)
 
     # ---- timm API -------------------------------------------------------------------------------
     @torch.jit.ignore
@@ -232,6 +240,7 @@ class CellNetwork(nn.Module):
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool, **dd)
         self.head.train(self.training)
+        self.head_hidden_size = self.head.num_features
         if self.aux_head is not None:
             self.aux_head.classifier = (nn.Linear(768, num_classes, **dd) if num_classes > 0 else nn.Identity())
             self.aux_head.classifier.train(self.training)
@@ -318,20 +327,30 @@ class CellNetwork(nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> List[int]:
-        """Drop the cells (and head) not needed for the requested intermediates; returns kept indices."""
+        """Drop the cells after the last requested feature; the head goes with them (or when ``prune_head``).
+
+        As timm's NASNet: a head sized for the final features cannot follow a shorter network, so pruning
+        cells also resets the classifier to none with no pooling (``reset_classifier`` adds one back).
+        """
         take_indices, max_index = feature_take_indices(len(self.feature_ends), indices)
         end = self.feature_ends[max_index]
-        if end < len(self.cells) - 1:
+        prune_end = end < len(self.cells) - 1
+        if prune_end:
             self.cells = self.cells[:end + 1]
             if end < 0:
-                self.stem1 = nn.Identity()  # features end at stem0
-            if self.aux_index > end:
-                self.aux_head = None
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]['num_chs']
-            self.head.reset(0 if prune_head else self.num_classes, in_features=self.num_features)
-            if prune_head:
-                self.head.reset(0, '')
-                self.num_classes = 0
-        elif prune_head:
+                self.stem1 = nn.Identity()  # the features end at stem0
+            self.num_features = self.feature_info[max_index]['num_chs']
+            self.head.reset(0, in_features=self.num_features)
+        if self.aux_head is not None and (prune_head or self.aux_index > end):
+            self.aux_head = None
+        if prune_head or prune_end:
             self.reset_classifier(0, '')
         return take_indices
+
+
+class CellFeatureGetter(FeatureGetterNet):
+    """timm's ``forward_intermediates`` feature wrapper, plus ``set_grad_checkpointing`` for backbone training."""
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.model.set_grad_checkpointing(enable)
