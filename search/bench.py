@@ -80,6 +80,8 @@ def _worker(spec: Dict[str, Any]) -> Dict[str, Any]:
                                   batch_size=B, synthetic=True, device=spec['device'], amp=spec['amp'],
                                   channels_last=spec['channels_last']))
         model = build_model(cfg, C_in, K, device)
+        if spec.get('dst_state') == 'sparse':
+            _sparsify_dst(model)
         if spec['channels_last']:
             model = model.to(memory_format=torch.channels_last)
         searcher = Searcher(model, cfg, device)
@@ -89,6 +91,8 @@ def _worker(spec: Dict[str, Any]) -> Dict[str, Any]:
             timed(lambda: searcher.arch_step(xv, yv, x, y, eta=lr), arch_t)
             timed(lambda: searcher.weight_step(x, y), weight_t)
         extra = {'engine_cells': model.engine_cell_indices, 'feature_sharing': model.feature_sharing,
+                 **({'dst_state': spec['dst_state']} if spec.get('dst_state') else {}),
+                 'derived_connections': sum(len(n) for c in model.derived.values() for n in c.nodes),
                  'supernet_params': sum(p.numel() for p in model.weight_parameters())}
     else:
         model, architect, optimizer, criterion, lr = _original(spec, device, orig_model, orig_architect)
@@ -127,6 +131,30 @@ def _worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         'device': spec['device'], 'threads': torch.get_num_threads(), 'amp': spec['amp'],
         'channels_last': spec['channels_last'], 'steps': spec['steps'], 'warmup': spec['warmup'], **extra,
     }
+
+
+def _sparsify_dst(model) -> None:
+    """Put an EnTranNAS-DST super-net in a typical mid-search state: two strong connections per node.
+
+    At initialisation DST cuts nothing (every ratio is near 1), so its first steps cost what a fully connected
+    cell costs; as thresholds rise, connections are cut. This state (alpha 3 on two seeded connections per node,
+    t = 0.5) cuts every other connection, the sparsity the top-2 rule gives, to time the search once cutting
+    has set in.
+    """
+    import torch
+
+    from .derive import node_slices
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for kind in ('normal', 'reduce'):
+            alphas = getattr(model, f'alphas_{kind}')
+            alphas.zero_()
+            for sl in node_slices(model.nodes):
+                block = alphas[sl]
+                for flat in torch.randperm(block.numel(), generator=gen)[:2].tolist():
+                    block.view(-1)[flat] = 3.
+            getattr(model, f'threshold_logits_{kind}').zero_()
+    model.rederive()
 
 
 def _import_original(spec: Dict[str, Any], device):
@@ -177,6 +205,9 @@ def bench_configs(args: argparse.Namespace) -> List[Dict[str, Any]]:
         batches = [int(b) for b in str(args.batch_size).split(',')]
     except ValueError:
         raise SystemExit(f'--batch-size: expected integers such as 32 or 64,256, got {args.batch_size!r}') from None
+    dst_states = [d.strip() for d in args.dst_state.split(',') if d.strip()]
+    if not dst_states or any(d not in ('init', 'sparse') for d in dst_states):
+        raise SystemExit(f'--dst-state: expected init and/or sparse, got {args.dst_state!r}')
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     common = dict(channels=args.channels, layers=args.layers, nodes=args.nodes, image_size=args.image_size,
@@ -185,8 +216,9 @@ def bench_configs(args: argparse.Namespace) -> List[Dict[str, Any]]:
     out = []
     for batch, method, space in itertools.product(batches, methods, spaces):
         for place in (placements if method.startswith('entrannas') else ['all']):
-            out.append(dict(common, impl='entrannas-timm', method=method, space=space, batch_size=batch,
-                            engine_cells=None if place == 'default' else place))
+            for state in (dst_states if method == 'entrannas-dst' else [None]):
+                out.append(dict(common, impl='entrannas-timm', method=method, space=space, batch_size=batch,
+                                engine_cells=None if place == 'default' else place, dst_state=state))
         repo = {'darts': args.darts_repo, 'pc-darts': args.pcdarts_repo}.get(method)
         if repo and space == 'standard':
             out.append(dict(common, impl=f'original-{method}', method=method, space=space, batch_size=batch,
@@ -216,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--space', default='standard', help='standard, extended or standard,extended')
     p.add_argument('--engine-cells', default='default', help="entrannas* placements, comma-separated: default, "
                    "all, first, last (explicit index lists: separate placements with ';', e.g. '0,2;5,7')")
+    p.add_argument('--dst-state', default='init,sparse',
+                   help='entrannas-dst architecture state to time: init (nothing cut yet) and/or sparse (two '
+                        'connections per node kept, as once cutting has set in); default both')
     p.add_argument('--batch-size', default='32', help='batch size, or a comma-separated list (default 32)')
     p.add_argument('--steps', type=int, default=5, help='timed steps; the median is reported (default 5)')
     p.add_argument('--warmup', type=int, default=1, help='untimed steps first (default 1)')

@@ -24,8 +24,12 @@ def _bench(*args: str) -> list:
 
 
 def test_bench_prints_required_keys():
-    recs = _bench('--methods', 'darts,entrannas-dst', '--engine-cells', 'default,all', '--space', 'standard')
+    recs = _bench('--methods', 'darts,entrannas-dst', '--engine-cells', 'default,all', '--space', 'standard',
+                  '--dst-state', 'sparse')
     assert [r['method'] for r in recs] == ['darts', 'entrannas-dst', 'entrannas-dst']
+    # the sparse DST state keeps two connections per node (2 nodes) in both cell types
+    assert [r.get('dst_state') for r in recs] == [None, 'sparse', 'sparse']
+    assert recs[1]['derived_connections'] == recs[2]['derived_connections'] == 2 * 2 * 2
     assert recs[0]['engine_cells'] == recs[2]['engine_cells'] == [0, 1, 2]  # darts and 'all': every cell
     assert set(recs[1]['engine_cells']) < {0, 1, 2}  # the default placement leaves transit cells
     for r in recs:
