@@ -17,9 +17,37 @@ from timm.models._manipulate import checkpoint
 from .genotype import CellSpec, Genotype, GenotypeLike
 from .ops import FactorizedReduce, ReLUConvBN, make_op
 
-__all__ = ['Cell', 'CellNetwork', 'AuxiliaryHead', 'CellFeatureGetter', 'STEM_TYPES']
+__all__ = ['make_stem', 'Cell', 'CellNetwork', 'AuxiliaryHead', 'CellFeatureGetter', 'STEM_TYPES']
 
 STEM_TYPES = ('cifar', 'imagenet')
+
+
+def make_stem(stem_type: str, in_chans: int, C_out: int, device=None, dtype=None) -> Tuple[nn.Module, nn.Module]:
+    """The stem as two parts (``stem0``, ``stem1``), shared by evaluation networks and the search super-net.
+
+    ``cifar``: a 3x3 conv + BN to ``C_out`` (``stem1`` is the identity; both cell inputs are its output).
+    ``imagenet``: DARTS's stride-8 stem, ``stem0`` two stride-2 convs to ``C_out`` at 1/4 resolution, ``stem1``
+    one more to 1/8; the first cell reads both.
+    """
+    dd = dict(device=device, dtype=dtype)
+    if stem_type == 'cifar':
+        return nn.Sequential(nn.Conv2d(in_chans, C_out, 3, padding=1, bias=False, **dd),
+                             nn.BatchNorm2d(C_out, **dd)), nn.Identity()
+    if stem_type != 'imagenet':
+        raise ValueError(f'stem_type: expected one of {STEM_TYPES}, got {stem_type!r}')
+    stem0 = nn.Sequential(
+        nn.Conv2d(in_chans, C_out // 2, 3, stride=2, padding=1, bias=False, **dd),
+        nn.BatchNorm2d(C_out // 2, **dd),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(C_out // 2, C_out, 3, stride=2, padding=1, bias=False, **dd),
+        nn.BatchNorm2d(C_out, **dd),
+    )
+    stem1 = nn.Sequential(
+        nn.ReLU(inplace=False),  # not in place: stem0's output is also a feature tap and a cell input
+        nn.Conv2d(C_out, C_out, 3, stride=2, padding=1, bias=False, **dd),
+        nn.BatchNorm2d(C_out, **dd),
+    )
+    return stem0, stem1
 
 
 class Cell(nn.Module):
@@ -162,27 +190,12 @@ class CellNetwork(nn.Module):
         C = channels
         if stem_type == 'cifar':
             C_stem = stem_multiplier * C
-            self.stem0 = nn.Sequential(
-                nn.Conv2d(in_chans, C_stem, 3, padding=1, bias=False, **dd),
-                nn.BatchNorm2d(C_stem, **dd),
-            )
-            self.stem1 = nn.Identity()
+            self.stem0, self.stem1 = make_stem('cifar', in_chans, C_stem, **dd)
             C_prev_prev = C_prev = C_stem
             reduction_prev, stem_reduction = False, 1
             self.feature_info: List[Dict] = []
         else:
-            self.stem0 = nn.Sequential(
-                nn.Conv2d(in_chans, C // 2, 3, stride=2, padding=1, bias=False, **dd),
-                nn.BatchNorm2d(C // 2, **dd),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False, **dd),
-                nn.BatchNorm2d(C, **dd),
-            )
-            self.stem1 = nn.Sequential(
-                nn.ReLU(inplace=False),  # not in place: stem0's output is also a feature tap and cell input
-                nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False, **dd),
-                nn.BatchNorm2d(C, **dd),
-            )
+            self.stem0, self.stem1 = make_stem('imagenet', in_chans, C, **dd)
             C_prev_prev = C_prev = C
             reduction_prev, stem_reduction = True, 8
             self.feature_info = [dict(num_chs=C, reduction=4, module='stem0')]

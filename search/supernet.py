@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from entrannas_timm.genotype import CellSpec, Genotype
+from entrannas_timm.network import make_stem
 from entrannas_timm.ops import SPACES, FactorizedReduce, ReLUConvBN, make_op
 
 from .derive import cell_edges, derive_dst, derive_top2, dst_weights, edge_normalisation, make_genotype, node_slices
@@ -306,25 +307,9 @@ class SearchNetwork(nn.Module):
 
         C = channels
         C_stem = stem_multiplier * C
-        if stem == 'cifar':
-            self.stem0 = nn.Sequential(nn.Conv2d(in_chans, C_stem, 3, padding=1, bias=False, **dd),
-                                       nn.BatchNorm2d(C_stem, **dd))
-            self.stem1 = nn.Identity()
-            reduction_prev = False
-        else:  # PC-DARTS's ImageNet search stem: three stride-2 3x3 convs to 1/8 resolution
-            self.stem0 = nn.Sequential(
-                nn.Conv2d(in_chans, C_stem // 2, 3, stride=2, padding=1, bias=False, **dd),
-                nn.BatchNorm2d(C_stem // 2, **dd),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(C_stem // 2, C_stem, 3, stride=2, padding=1, bias=False, **dd),
-                nn.BatchNorm2d(C_stem, **dd),
-            )
-            self.stem1 = nn.Sequential(
-                nn.ReLU(),  # not in place: stem0's output also feeds the first cell
-                nn.Conv2d(C_stem, C_stem, 3, stride=2, padding=1, bias=False, **dd),
-                nn.BatchNorm2d(C_stem, **dd),
-            )
-            reduction_prev = True
+        # CIFAR: a 3x3 conv; ImageNet: PC-DARTS's search stem, three stride-2 3x3 convs to 1/8 resolution
+        self.stem0, self.stem1 = make_stem(stem, in_chans, C_stem, **dd)
+        reduction_prev = stem == 'imagenet'
         C_prev_prev, C_prev, C_curr = C_stem, C_stem, C
         self.cells = nn.ModuleList()
         partial_k = pc_k if method == 'pc-darts' else 1
