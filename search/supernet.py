@@ -132,18 +132,17 @@ class SearchCell(nn.Module):
                 active: Sequence[int] = ()) -> Tensor:
         """Transit (``weights`` None: run ``plan`` unweighted), PC-DARTS engine (``edge_weights`` given: all
         ``active`` ops on every edge) or weighted engine (``weights`` with ``plan``)."""
-        if weights is None:
-            assert plan is not None
-            return self.forward_derived(s0, s1, plan)
-        if edge_weights is not None:
+        if weights is not None and edge_weights is not None:
             return self.forward_partial(s0, s1, weights, edge_weights, active)
         assert plan is not None
-        return self.forward_weighted(s0, s1, weights, plan)
+        return self.forward_plan(s0, s1, plan, weights)
 
-    def forward_weighted(self, s0: Tensor, s1: Tensor, weights: Sequence[Sequence[Tensor]], plan: Plan) -> Tensor:
-        """Engine cell: node j = sum of ``weights[e][k] * ops[g][k](state i)`` over its plan's terms.
+    def forward_plan(self, s0: Tensor, s1: Tensor, plan: Plan,
+                     weights: Optional[Sequence[Sequence[Tensor]]] = None) -> Tensor:
+        """Node j = sum over its plan's terms of ``ops[g][k](state i)``, scaled by ``weights[e][k]`` when given.
 
-        Each ``(g, k)`` is evaluated once even when several nodes read it (feature sharing).
+        Engine cells pass their weights; transit cells pass none and sum the derived ops unweighted. Each
+        ``(g, k)`` is evaluated once even when several nodes read it (feature sharing).
         """
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         outs: Dict[Tuple[int, int], Tensor] = {}
@@ -154,8 +153,11 @@ class SearchCell(nn.Module):
                 o = outs.get((g, k))
                 if o is None:
                     o = outs[(g, k)] = self._op(g, k, states[i], relus)
-                w = weights[e][k]
-                acc = o * w if acc is None else torch.addcmul(acc, o, w)
+                if weights is None:
+                    acc = o if acc is None else acc + o
+                else:
+                    w = weights[e][k]
+                    acc = o * w if acc is None else torch.addcmul(acc, o, w)
             assert acc is not None
             states.append(acc)
         return torch.cat(states[2:], dim=1)
@@ -183,22 +185,6 @@ class SearchCell(nn.Module):
                 y = channel_shuffle(torch.cat([mix, xb], dim=1), K)
                 acc = y * edge_weights[e] if acc is None else torch.addcmul(acc, y, edge_weights[e])
                 e += 1
-            assert acc is not None
-            states.append(acc)
-        return torch.cat(states[2:], dim=1)
-
-    def forward_derived(self, s0: Tensor, s1: Tensor, plan: Plan) -> Tensor:
-        """Transit cell: node j = unweighted sum of the derived ops only (each shared op evaluated once)."""
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
-        outs: Dict[Tuple[int, int], Tensor] = {}
-        relus: Dict[int, Tensor] = {}
-        for node_terms in plan:
-            acc: Optional[Tensor] = None
-            for i, g, k, _ in node_terms:
-                o = outs.get((g, k))
-                if o is None:
-                    o = outs[(g, k)] = self._op(g, k, states[i], relus)
-                acc = o if acc is None else acc + o
             assert acc is not None
             states.append(acc)
         return torch.cat(states[2:], dim=1)
