@@ -239,10 +239,9 @@ class Searcher:
                 'arch_optimizer': self.arch_optimizer.state_dict()}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.model.load_state_dict(state['model'])
+        self.model.load_state_dict(state['model'])  # SearchNetwork re-derives on load (a post hook)
         self.weight_optimizer.load_state_dict(state['weight_optimizer'])
         self.arch_optimizer.load_state_dict(state['arch_optimizer'])
-        self.model.rederive()
 
 
 # ---- the run ---------------------------------------------------------------------------------------
