@@ -265,18 +265,18 @@ class CellNetwork(nn.Module):
             cell.drop_prob = float(prob)
 
     # ---- forward --------------------------------------------------------------------------------
-    def _run_cells(self, x: torch.Tensor, last: int = -1) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _run_cells(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The final feature map and the auxiliary head's input (after cell ``aux_index``)."""
         s0 = self.stem0(x)
-        s1 = self.stem1(s0) if self.stem_type == 'imagenet' else s0
+        s1 = self.stem1(s0)  # the identity for the CIFAR stem: both cell inputs are the stem output
         aux_in: Optional[torch.Tensor] = None
         for i, cell in enumerate(self.cells):
-            if last < 0 or i <= last:
-                if self.grad_checkpointing and not torch.jit.is_scripting():
-                    s0, s1 = s1, checkpoint(cell, s0, s1)
-                else:
-                    s0, s1 = s1, cell(s0, s1)
-                if i == self.aux_index:
-                    aux_in = s1
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                s0, s1 = s1, checkpoint(cell, s0, s1)
+            else:
+                s0, s1 = s1, cell(s0, s1)
+            if i == self.aux_index:
+                aux_in = s1
         return s1, aux_in
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -315,7 +315,7 @@ class CellNetwork(nn.Module):
         take_indices, max_index = feature_take_indices(len(self.feature_ends), indices)
         intermediates: List[torch.Tensor] = []
         s0 = self.stem0(x)
-        s1 = self.stem1(s0) if self.stem_type == 'imagenet' else s0
+        s1 = self.stem1(s0)
         if self.feature_ends[0] < 0 and 0 in take_indices:
             intermediates.append(s0)
         last = self.feature_ends[max_index] if stop_early else len(self.cells) - 1
