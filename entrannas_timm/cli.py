@@ -5,8 +5,9 @@ weights status per tag) and ``genotype`` (validate, pretty-print, convert DARTS 
 Other modules add subcommands through :data:`COMMAND_MODULES`: each listed module that can be
 imported exposes ``add_cli(subparsers) -> None``, which registers its parser with
 ``set_defaults(func=handler)``; ``handler(args)`` returns the exit code (``None`` means 0). A module
-that does not exist is skipped. Bad input raises :class:`CLIError` (or :class:`GenotypeError`), which
-``main`` prints as one line on stderr with exit code 2.
+that does not exist is skipped. A failing command raises :class:`CLIError` (or :class:`GenotypeError`), which
+``main`` prints as one line on stderr with the error's exit code: 2 for bad input, 1 for an environment that
+cannot do it (a missing tool, a failed write).
 """
 from __future__ import annotations
 
@@ -39,7 +40,12 @@ WEIGHTS_FILE = 'model.safetensors'
 
 
 class CLIError(Exception):
-    """A user error on the command line: printed as one line, exit code 2, no traceback."""
+    """A command that cannot be carried out: printed as one line, no traceback, exit code ``exit_code``
+    (2, the default: bad input; 1: the environment lacks a tool or a write failed)."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # ---- models ------------------------------------------------------------------------------------------
@@ -189,7 +195,7 @@ def build_parser(modules: Optional[Sequence[str]] = None) -> argparse.ArgumentPa
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Console entry point; returns the exit code (2 for bad input, with one line on stderr)."""
+    """Console entry point; returns the exit code (2 for bad input, 1 for the environment; one line on stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -198,7 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if os.environ.get('ENTRANNAS_DEBUG'):
             raise
         print(f'{PROG} {args.command}: error: {e}', file=sys.stderr)
-        return 2
+        return e.exit_code if isinstance(e, CLIError) else 2
     except KeyboardInterrupt:
         return 130
     return 0 if code is None else int(code)

@@ -12,7 +12,6 @@ import html
 import io
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
@@ -202,17 +201,16 @@ def genotype_image(genotype: GenotypeLike, title: Optional[str] = None, subtitle
 
 # ---- command line -----------------------------------------------------------------------------
 def _cli_plot(args: argparse.Namespace) -> int:
-    """Exit code 2 for bad input (genotype, file name), 1 when the environment lacks Graphviz or I/O fails."""
+    """Bad input (genotype, file name) is exit code 2; an environment without Graphviz, or failed I/O, 1."""
+    from .cli import CLIError
     try:
         g = Genotype.coerce(args.genotype)
         out = Path(args.output) if args.output else Path(f'{g.name or "genotype"}.svg')
         written = plot_genotype(g, out, title=args.title)
     except (GenotypeError, ValueError) as e:
-        print(f'entrannas plot: error: {e}', file=sys.stderr)
-        return 2
+        raise CLIError(str(e)) from e
     except (GraphvizNotFoundError, ImportError, OSError, RuntimeError) as e:
-        print(f'entrannas plot: error: {e}', file=sys.stderr)
-        return 1
+        raise CLIError(str(e), exit_code=1) from e
     print(written)
     return 0
 

@@ -21,7 +21,6 @@ import html
 import io
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -503,15 +502,14 @@ def build_report(run_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLi
 
 
 def _cli_report(args: argparse.Namespace) -> int:
-    """Exit code 2 for an unusable run directory, 1 when the environment lacks Graphviz or I/O fails."""
+    """An unusable run directory is exit code 2; an environment without Graphviz, or failed I/O, 1."""
+    from .cli import CLIError
     try:
         path = build_report(args.run_dir, args.output, frame_ms=args.frame_ms)
     except ReportError as e:
-        print(f'entrannas report: error: {e}', file=sys.stderr)
-        return 2
+        raise CLIError(str(e)) from e
     except (GraphvizNotFoundError, ImportError, OSError, RuntimeError) as e:
-        print(f'entrannas report: error: {e}', file=sys.stderr)
-        return 1
+        raise CLIError(str(e), exit_code=1) from e
     print(path)
     return 0
 

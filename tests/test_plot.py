@@ -1,7 +1,6 @@
 """Cell diagrams: real Graphviz renders of the bundled genotypes and of DST cells, the CLI, the docs."""
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import shutil
@@ -13,11 +12,11 @@ import pytest
 from PIL import Image
 
 from entrannas_timm import Genotype, list_genotypes, load_genotype
+from entrannas_timm.cli import main
 from entrannas_timm.ops import op_family
 from entrannas_timm.plot import (
     FAMILY_COLOURS,
     GraphvizNotFoundError,
-    add_cli,
     genotype_graph,
     genotype_image,
     plot_genotype,
@@ -136,26 +135,18 @@ def test_missing_dot_gives_install_command(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(GraphvizNotFoundError, match='apt-get install graphviz') as info:
         plot_genotype('darts_v2')
     assert 'brew install graphviz' in str(info.value)
-    parser = argparse.ArgumentParser(prog='entrannas')
-    add_cli(parser.add_subparsers())
-    args = parser.parse_args(['plot', 'darts_v2', '-o', str(tmp_path / 'x.svg')])
-    assert args.func(args) == 1
+    assert main(['plot', 'darts_v2', '-o', str(tmp_path / 'x.svg')]) == 1
     assert 'apt-get install graphviz' in capsys.readouterr().err
     assert not (tmp_path / 'x.svg').exists()
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    parser = argparse.ArgumentParser(prog='entrannas')
-    add_cli(parser.add_subparsers())
-    args = parser.parse_args(['plot', 'darts_v2', '-o', str(tmp_path / 'cells.pdf')])
-    assert args.func(args) == 0
+    assert main(['plot', 'darts_v2', '-o', str(tmp_path / 'cells.pdf')]) == 0
     assert (tmp_path / 'cells.pdf').read_bytes().startswith(b'%PDF')
     assert capsys.readouterr().out.strip() == str(tmp_path / 'cells.pdf')
     monkeypatch.chdir(tmp_path)
-    args = parser.parse_args(['plot', 'pc_darts_image'])
-    assert args.func(args) == 0 and (tmp_path / 'pc_darts_image.svg').is_file()
-    args = parser.parse_args(['plot', 'no_such_genotype'])
-    assert args.func(args) == 2
+    assert main(['plot', 'pc_darts_image']) == 0 and (tmp_path / 'pc_darts_image.svg').is_file()
+    assert main(['plot', 'no_such_genotype']) == 2
     assert "no bundled genotype named 'no_such_genotype'" in capsys.readouterr().err
 
 

@@ -7,7 +7,6 @@ gradually as in a real DST search. The HTML page is opened in real headless Chro
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import math
@@ -26,8 +25,9 @@ import pytest
 from PIL import Image
 
 from entrannas_timm import Genotype
+from entrannas_timm.cli import main
 from entrannas_timm.ops import STANDARD_OPS
-from entrannas_timm.report import ReportError, add_cli, build_report, load_run, render_frames
+from entrannas_timm.report import ReportError, build_report, load_run, render_frames
 
 pytest.importorskip('graphviz')
 pytest.importorskip('matplotlib')
@@ -351,12 +351,8 @@ def test_bad_run_dirs_give_clear_errors(tmp_path: Path, setup: Any, message: str
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    parser = argparse.ArgumentParser(prog='entrannas')
-    add_cli(parser.add_subparsers(dest='command'))
     run = make_run(tmp_path, epochs=2, dense_start=False)
-    args = parser.parse_args(['report', str(run), '-o', str(tmp_path / 'rep')])
-    assert args.func(args) == 0
+    assert main(['report', str(run), '-o', str(tmp_path / 'rep')]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / 'rep' / 'report.html')
-    args = parser.parse_args(['report', str(tmp_path / 'nope')])
-    assert args.func(args) == 2
+    assert main(['report', str(tmp_path / 'nope')]) == 2
     assert 'entrannas report: error:' in capsys.readouterr().err
