@@ -12,7 +12,6 @@ import ast
 import json
 import os
 import re
-import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
+from .files import write_atomic
 from .ops import OPS, SPACES
 
 __all__ = [
@@ -241,18 +241,7 @@ class Genotype:
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write atomically (temp file + rename): an existing file is never left half-written."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as f:
-                f.write(self.to_json())
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode open() would
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomic(path, self.to_json())
 
     @property
     def is_darts_representable(self) -> bool:
@@ -348,12 +337,6 @@ def _no_duplicate_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
 def _is_genotype_call(node: Any) -> bool:
     return isinstance(node, ast.Call) and getattr(node.func, 'id', getattr(node.func, 'attr', None)) in (
         'Genotype', 'genotype')
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _node_label(i: int) -> str:

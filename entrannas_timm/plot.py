@@ -12,10 +12,10 @@ import html
 import io
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
 
+from .files import write_atomic
 from .genotype import CellSpec, Genotype, GenotypeError, GenotypeLike
 from .ops import op_family
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # optional dependencies, imported where used
     from PIL import Image
 
 __all__ = [
-    'FORMATS', 'FAMILY_COLOURS', 'GraphvizNotFoundError', 'genotype_graph', 'render_graph', 'write_atomic',
+    'FORMATS', 'FAMILY_COLOURS', 'GraphvizNotFoundError', 'genotype_graph', 'render_graph',
     'plot_genotype', 'genotype_image', 'provenance_line', 'add_cli',
 ]
 
@@ -145,28 +145,6 @@ def render_graph(dot: Any, fmt: str) -> bytes:
     except graphviz.CalledProcessError as e:
         err = (e.stderr or b'').decode(errors='replace').strip()
         raise RuntimeError(f'Graphviz dot failed to render the cell diagram ({fmt}): {err}') from None
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Union[str, os.PathLike], data: Union[bytes, str]) -> Path:
-    """Write via a temp file in the same folder + rename: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data.encode('utf-8') if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def plot_genotype(genotype: GenotypeLike, path: Union[str, os.PathLike, None] = None, format: Optional[str] = None,

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import __version__
+from .files import write_atomic
 from .genotype import Genotype, GenotypeError
-from .plot import GraphvizNotFoundError, genotype_image, plot_genotype, write_atomic
+from .plot import GraphvizNotFoundError, genotype_image, plot_genotype
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -17,7 +17,6 @@ import os
 import random
 import resource
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from tqdm import tqdm
 
 import entrannas_timm
 from entrannas_timm import CellNetwork, Genotype
+from entrannas_timm.files import write_atomic
 from entrannas_timm.profile import model_cost
 
 from .architect import UnrolledArchitect
@@ -71,22 +71,6 @@ class NonFiniteLossError(SearchError):
 
 
 # ---- files -----------------------------------------------------------------------------------------
-def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb' if binary else 'w', **({} if binary else {'encoding': 'utf-8'})) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda f: f.write(text))
-
-
 def _code_version() -> Dict[str, Any]:
     out: Dict[str, Any] = {'entrannas_timm': entrannas_timm.__version__, 'torch': torch.__version__}
     try:
@@ -418,10 +402,10 @@ def _run(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: Dis
         elapsed = float(ckpt.get('elapsed_s', 0.))
     written: List[str] = []
     if info.is_main:
-        _write_text(out / 'config.json', json.dumps(cfg.to_dict(), indent=2) + '\n')
+        write_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=2) + '\n')
         written.append('config.json')
         if ckpt is not None:  # drop records written after the checkpoint by the interrupted run
-            _write_text(out / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in records))
+            write_atomic(out / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in records))
 
     def to_device(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         x = x.to(device, non_blocking=True)
@@ -495,8 +479,8 @@ def _run(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: Dis
             state = dict(searcher.state_dict(), format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
                          epoch=epoch + 1, config=cfg.to_dict(), scheduler=scheduler.state_dict(),
                          metrics=[json.dumps(r) for r in records], elapsed_s=elapsed)
-            _atomic_write(out / 'checkpoint.pt', lambda f, s=state: torch.save(s, f), binary=True)
-            _write_text(out / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in records))
+            write_atomic(out / 'checkpoint.pt', lambda f, s=state: torch.save(s, f))
+            write_atomic(out / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in records))
             written += ['checkpoint.pt', 'metrics.jsonl']
         eta = elapsed / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1) if epoch >= start_epoch else 0.
         printer.text(_summary(rec, eta))
