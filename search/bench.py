@@ -82,6 +82,8 @@ def _worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         model = build_model(cfg, C_in, K, device)
         if spec.get('dst_state') == 'sparse':
             _sparsify_dst(model)
+        elif spec.get('dst_epoch'):
+            model.load_arch_snapshot(_run_records(spec['dst_run'])[spec['dst_epoch']]['arch'])
         if spec['channels_last']:
             model = model.to(memory_format=torch.channels_last)
         searcher = Searcher(model, cfg, device)
@@ -92,6 +94,7 @@ def _worker(spec: Dict[str, Any]) -> Dict[str, Any]:
             timed(lambda: searcher.weight_step(x, y), weight_t)
         extra = {'engine_cells': model.engine_cell_indices, 'feature_sharing': model.feature_sharing,
                  **({'dst_state': spec['dst_state']} if spec.get('dst_state') else {}),
+                 **({'dst_run': spec['dst_run']} if spec.get('dst_epoch') else {}),
                  'derived_connections': sum(len(n) for c in model.derived.values() for n in c.nodes),
                  'supernet_params': sum(p.numel() for p in model.weight_parameters())}
     else:
@@ -157,6 +160,30 @@ def _sparsify_dst(model) -> None:
     model.rederive()
 
 
+def _run_records(path: str) -> Dict[int, Dict[str, Any]]:
+    """The per-epoch records of a search run (its directory or its ``metrics.jsonl``), by epoch."""
+    f = Path(path).expanduser()
+    f = f / 'metrics.jsonl' if f.is_dir() else f
+    try:
+        lines = f.read_text().splitlines()
+    except OSError as e:
+        raise SystemExit(f'--dst-run: cannot read {f}: {e.strerror or e}') from None
+    records: Dict[int, Dict[str, Any]] = {}
+    for n, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise SystemExit(f'--dst-run: {f} line {n} is not JSON') from None
+        if isinstance(rec, dict) and isinstance(rec.get('epoch'), int) and isinstance(rec.get('arch'), dict):
+            records[rec['epoch']] = rec
+    if not records:
+        raise SystemExit(f'--dst-run: {f} holds no epoch records')
+    if any('parameters' not in r['arch'] for r in records.values()):
+        raise SystemExit(f'--dst-run: {f} records no raw architecture parameters ("arch.parameters"); it was '
+                         'written by an older version and cannot be replayed')
+    return records
+
+
 def _import_original(spec: Dict[str, Any], device):
     """The authors' ``model_search`` and ``architect`` modules (CPU: their ``.cuda()`` calls become no-ops)."""
     import torch
@@ -205,9 +232,24 @@ def bench_configs(args: argparse.Namespace) -> List[Dict[str, Any]]:
         batches = [int(b) for b in str(args.batch_size).split(',')]
     except ValueError:
         raise SystemExit(f'--batch-size: expected integers such as 32 or 64,256, got {args.batch_size!r}') from None
-    dst_states = [d.strip() for d in args.dst_state.split(',') if d.strip()]
-    if not dst_states or any(d not in ('init', 'sparse') for d in dst_states):
+    dst_state = args.dst_state if args.dst_state is not None else ('' if args.dst_run else 'init,sparse')
+    dst_states: List[Optional[str]] = [d.strip() for d in dst_state.split(',') if d.strip()]
+    if any(d not in ('init', 'sparse') for d in dst_states):
         raise SystemExit(f'--dst-state: expected init and/or sparse, got {args.dst_state!r}')
+    dst_epochs: List[Optional[int]] = [None] * len(dst_states)
+    if args.dst_run:
+        recorded = sorted(_run_records(args.dst_run))
+        try:
+            wanted = [int(e) for e in args.dst_epochs.split(',')] if args.dst_epochs else recorded
+        except ValueError:
+            raise SystemExit(f'--dst-epochs: expected epoch numbers such as 1,5,10, got {args.dst_epochs!r}') from None
+        if set(wanted) - set(recorded):
+            raise SystemExit(f'--dst-epochs: {sorted(set(wanted) - set(recorded))} not recorded in {args.dst_run} '
+                             f'(epochs {recorded[0]}-{recorded[-1]})')
+        dst_states += [f'epoch {e}' for e in wanted]
+        dst_epochs += wanted
+    if not dst_states and 'entrannas-dst' in methods:
+        raise SystemExit('--dst-state: give init and/or sparse, or --dst-run')
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     common = dict(channels=args.channels, layers=args.layers, nodes=args.nodes, image_size=args.image_size,
@@ -216,9 +258,11 @@ def bench_configs(args: argparse.Namespace) -> List[Dict[str, Any]]:
     out = []
     for batch, method, space in itertools.product(batches, methods, spaces):
         for place in (placements if method.startswith('entrannas') else ['all']):
-            for state in (dst_states if method == 'entrannas-dst' else [None]):
+            dst = list(zip(dst_states, dst_epochs)) if method == 'entrannas-dst' else [(None, None)]
+            for state, epoch in dst:
                 out.append(dict(common, impl='entrannas-timm', method=method, space=space, batch_size=batch,
-                                engine_cells=None if place == 'default' else place, dst_state=state))
+                                engine_cells=None if place == 'default' else place, dst_state=state,
+                                dst_epoch=epoch, dst_run=args.dst_run if epoch else None))
         repo = {'darts': args.darts_repo, 'pc-darts': args.pcdarts_repo}.get(method)
         if repo and space == 'standard':
             out.append(dict(common, impl=f'original-{method}', method=method, space=space, batch_size=batch,
@@ -248,9 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--space', default='standard', help='standard, extended or standard,extended')
     p.add_argument('--engine-cells', default='default', help="entrannas* placements, comma-separated: default, "
                    "all, first, last (explicit index lists: separate placements with ';', e.g. '0,2;5,7')")
-    p.add_argument('--dst-state', default='init,sparse',
+    p.add_argument('--dst-state',
                    help='entrannas-dst architecture state to time: init (nothing cut yet) and/or sparse (two '
-                        'connections per node kept, as once cutting has set in); default both')
+                        'connections per node kept, as once cutting has set in); default both, none with --dst-run')
+    p.add_argument('--dst-run', metavar='RUN_DIR',
+                   help='entrannas-dst: also time the architecture of each epoch recorded in this search run\'s '
+                        'metrics.jsonl (the cost of the search as it went, at the benchmark\'s size)')
+    p.add_argument('--dst-epochs', help='with --dst-run: only these epochs, comma-separated (default all)')
     p.add_argument('--batch-size', default='32', help='batch size, or a comma-separated list (default 32)')
     p.add_argument('--steps', type=int, default=5, help='timed steps; the median is reported (default 5)')
     p.add_argument('--warmup', type=int, default=1, help='untimed steps first (default 1)')
@@ -283,8 +331,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         records.append(rec)
         print(json.dumps(rec), flush=True)
     if args.output:
-        from .loop import _write_text
-        _write_text(Path(args.output), ''.join(json.dumps(r) + '\n' for r in records))
+        from entrannas_timm.files import write_atomic
+        write_atomic(Path(args.output), ''.join(json.dumps(r) + '\n' for r in records))
     return 1 if any('error' in r for r in records) else 0
 
 

@@ -497,6 +497,7 @@ def _run(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: Dis
         'source': 'entrannas-timm search (python -m search)',
         'method': cfg.method, 'dataset': data.name, 'seed': cfg.seed, 'epochs': cfg.epochs,
         'search_settings': {k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE},
+        'engine_cells': list(model.engine_cell_indices),
         'search_cost': {'wall_time_s': round(elapsed, 2), 'devices': world, 'device': device.type,
                         'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'),
                         cost_key: round(elapsed * world / (86400 if device.type == 'cuda' else 3600), 6)},

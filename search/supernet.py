@@ -414,9 +414,14 @@ class SearchNetwork(nn.Module):
         return make_genotype(self._derive('normal'), self._derive('reduce'), self.space, sharing)
 
     def arch_snapshot(self) -> dict:
-        """JSON-able view of the architecture state (the ``arch`` record of ``metrics.jsonl``)."""
+        """JSON-able view of the architecture state (the ``arch`` record of ``metrics.jsonl``).
+
+        ``parameters`` holds the raw architecture parameters, so :meth:`load_arch_snapshot` can put a super-net
+        back into any recorded epoch's state (``python -m search.bench --dst-run`` times them).
+        """
         geno = self.genotype()
         with torch.no_grad():
+            params = {name: getattr(self, name).float().cpu().tolist() for name in self._arch_names}
             weights = {kind: self.engine_weights(kind).float().cpu().tolist() for kind in CELL_KINDS}
             thresholds = None
             if self.method == 'entrannas-dst':
@@ -430,7 +435,31 @@ class SearchNetwork(nn.Module):
             'active_connections': {kind: [len(node) for node in cell.nodes] for kind, cell in cells.items()},
             'skip_connect': {kind: sum(op == 'skip_connect' for _, op, _ in cell.connections())
                              for kind, cell in cells.items()},
+            'parameters': params,
         }
+
+    def load_arch_snapshot(self, snapshot: dict) -> None:
+        """Set the architecture parameters from an :meth:`arch_snapshot` (a ``metrics.jsonl`` record's ``arch``)
+        of the same method, space and node count, then re-derive."""
+        params = snapshot.get('parameters') if isinstance(snapshot, dict) else None
+        if not isinstance(params, dict):
+            raise ValueError('arch snapshot: no "parameters" object (records written before it was added cannot '
+                             'be replayed)')
+        if list(snapshot.get('ops', self.ops)) != list(self.ops):
+            raise ValueError(f'arch snapshot: ops {snapshot.get("ops")} differ from this super-net\'s {list(self.ops)}')
+        missing = [n for n in self._arch_names if n not in params]
+        if missing:
+            raise ValueError(f'arch snapshot: "parameters" lacks {missing} (a {self.method} super-net needs '
+                             f'{self._arch_names})')
+        with torch.no_grad():
+            for name in self._arch_names:
+                p = getattr(self, name)
+                value = torch.as_tensor(params[name], dtype=p.dtype)
+                if value.shape != p.shape:
+                    raise ValueError(f'arch snapshot: parameters.{name} has shape {list(value.shape)}, expected '
+                                     f'{list(p.shape)}')
+                p.copy_(value)
+        self.rederive()
 
     # ---- forward ------------------------------------------------------------------------------------
     def _engine_inputs(self) -> Dict[str, tuple]:

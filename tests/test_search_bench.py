@@ -45,3 +45,40 @@ def test_bench_times_the_original_code():
     # same super-net: the same number of weights
     assert recs[0]['supernet_params'] == recs[1]['supernet_params']
     assert all(REQUIRED <= set(r) for r in recs)
+
+
+def _dst_run(tmp_path: Path) -> Path:
+    """A run directory whose metrics record two DST states: nothing cut, then one strong op per node."""
+    import torch
+
+    from search.supernet import SearchNetwork
+    net = SearchNetwork(method='entrannas-dst', num_classes=10, channels=4, layers=3, nodes=2)
+    records = [{'epoch': 1, 'arch': net.arch_snapshot()}]
+    with torch.no_grad():
+        for kind in ('normal', 'reduce'):
+            getattr(net, f'alphas_{kind}').zero_()[:, 0] = 5.
+            getattr(net, f'threshold_logits_{kind}').fill_(2.)
+    net.rederive()
+    records.append({'epoch': 2, 'arch': net.arch_snapshot()})
+    (tmp_path / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+    return tmp_path
+
+
+def test_bench_replays_the_epochs_of_a_dst_run(tmp_path):
+    run_dir = _dst_run(tmp_path)
+    records = [json.loads(line) for line in (run_dir / 'metrics.jsonl').read_text().splitlines()]
+    recs = _bench('--methods', 'entrannas-dst', '--dst-run', str(run_dir))
+    assert [r['dst_state'] for r in recs] == ['epoch 1', 'epoch 2']
+    for rec, rec_run in zip(recs, records):
+        active = rec_run['arch']['active_connections']
+        assert rec['derived_connections'] == sum(active['normal']) + sum(active['reduce'])
+    assert recs[1]['derived_connections'] < recs[0]['derived_connections']
+    assert all(REQUIRED <= set(r) and r['dst_run'] == str(run_dir) for r in recs)
+
+
+def test_bench_rejects_unrecorded_epochs(tmp_path):
+    run_dir = _dst_run(tmp_path)
+    proc = subprocess.run([sys.executable, '-m', 'search.bench', '--methods', 'entrannas-dst', '--dst-run',
+                           str(run_dir), '--dst-epochs', '1,7'], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode != 0 and '--dst-epochs: [7] not recorded' in proc.stderr

@@ -50,6 +50,7 @@ def test_method_runs_end_to_end(tmp_path, method, extra):
     prov = g.provenance
     assert prov['method'] == method and prov['seed'] == 0 and prov['epochs'] == 1
     assert prov['search_settings']['unrolled'] is bool(extra)
+    assert list(prov['engine_cells']) == ([0, 1, 2, 3, 4] if method in ('darts', 'pc-darts') else [3, 4])
     assert prov['search_cost']['wall_time_s'] > 0 and 'cpu_hours' in prov['search_cost']
     assert {'date', 'code_version', 'metrics', 'dataset'} <= set(prov)
     _builds_both_families(g)

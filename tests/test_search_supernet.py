@@ -464,6 +464,26 @@ def test_arch_snapshot_schema(method):
                                        F.softmax(net.alphas_normal.detach(), -1))
 
 
+@pytest.mark.parametrize('method', ['pc-darts', 'entrannas', 'entrannas-dst'])
+def test_arch_snapshot_replays_the_architecture_state(method):
+    src, dst = make(method, seed=1, layers=3), make(method, seed=2, layers=3)
+    if method == 'entrannas-dst':
+        with torch.no_grad():
+            src.threshold_logits_normal.fill_(0.5)  # cut some connections: not the initial state
+            src.alphas_normal.mul_(3000.)
+        src.rederive()
+    snap = json.loads(json.dumps(src.arch_snapshot()))
+    assert dst.genotype() != src.genotype()
+    dst.load_arch_snapshot(snap)
+    for a, b in zip(src.arch_parameters(), dst.arch_parameters()):
+        assert torch.equal(a, b)
+    assert dst.derived == src.derived and dst.genotype() == src.genotype()
+    with pytest.raises(ValueError, match='parameters.alphas_normal has shape'):
+        make(method, layers=3, nodes=3).load_arch_snapshot(snap)
+    with pytest.raises(ValueError, match='no "parameters"'):
+        dst.load_arch_snapshot({k: v for k, v in snap.items() if k != 'parameters'})
+
+
 def test_temperature_scales_the_softmax():
     net = make('entrannas', layers=3, temperature=0.5)
     torch.testing.assert_close(net.op_weights('normal'), F.softmax(net.alphas_normal / 0.5, -1))
