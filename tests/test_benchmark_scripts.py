@@ -1,0 +1,42 @@
+"""The benchmark scripts still run end to end (tiny settings; the figures themselves are measured by hand)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from entrannas_timm import Genotype
+from search.data import DEBIAN_FASHION_MNIST
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / 'benchmarks' / f'{name}.py')
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEBIAN_FASHION_MNIST} not installed '
+                    '(apt-get install dataset-fashion-mnist)')
+def test_engine_placement_study_runs_on_real_fashion_mnist(tmp_path: Path) -> None:
+    study = _load('engine_placement')
+    out = tmp_path / 'quality.jsonl'
+    assert study.main(['--placements', 'first,last', '--seeds', '0', '--subset', '32', '--search-epochs', '1',
+                       '--batch-size', '16', '--layers', '5', '--channels', '4', '--eval-channels', '4',
+                       '--eval-layers', '3', '--train-images', '64', '--train-epochs', '1', '--threads', '1',
+                       '--data-dir', str(tmp_path / 'none'), '--workdir', str(tmp_path / 'runs'),
+                       '--output', str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    runs, summaries = lines[:2], lines[2:]
+    assert [r['placement'] for r in runs] == ['first', 'last']
+    assert runs[0]['engine_cells'] == [0, 1] and runs[1]['engine_cells'] == [3, 4]
+    for r in runs:
+        assert 0. <= r['test_acc'] <= 1. and r['eval_params'] > 0 and r['eval_macs'] > 0
+        assert Genotype.from_dict(r['genotype']).feature_sharing is True
+    assert [s['summary'] for s in summaries] == ['first', 'last']
+    assert summaries[0]['test_acc_mean'] == runs[0]['test_acc'] and summaries[0]['test_acc_spread'] == 0
