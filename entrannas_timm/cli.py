@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from .genotype import Genotype, GenotypeError, load_genotype
+from .models import WEIGHTS_FILE
 
 __all__ = ['COMMAND_MODULES', 'CLIError', 'build_parser', 'main', 'model_rows', 'weights_status']
 
@@ -35,8 +36,6 @@ COMMAND_MODULES: List[str] = [
     'entrannas_timm.report',
 ]
 """Optional modules that add subcommands via ``add_cli(subparsers)``; missing ones are skipped."""
-
-WEIGHTS_FILE = 'model.safetensors'
 
 
 class CLIError(Exception):
@@ -119,18 +118,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 # ---- genotype ------------------------------------------------------------------------------------------
 def _read_genotype(spec: str, name: Optional[str]) -> Genotype:
     """A bundled name, a JSON file, a .py/.txt file of DARTS text, or a literal DARTS string."""
-    path = Path(spec).expanduser()
     if Genotype.looks_like_darts(spec):
         return Genotype.parse_darts(spec, name=name, source='<command line>')
-    if path.is_file() and path.suffix != '.json':
-        try:
-            text = path.read_text(encoding='utf-8')
-        except (OSError, UnicodeDecodeError) as e:
-            raise GenotypeError(f'cannot read genotype file: {e}', str(path)) from None
-        if not text.lstrip().startswith('{'):
-            g = Genotype.parse_darts(text, name=name, source=str(path))
-            return g if g.name else g.replace(name=path.stem)
-    g = load_genotype(spec)
+    path = Path(spec).expanduser()
+    g = Genotype.load(path, name=name) if path.is_file() else load_genotype(spec)
     return g.replace(name=name) if name else g
 
 

@@ -130,8 +130,9 @@ class Genotype:
             raise GenotypeError(e.reason, source, e.field) from None
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> Genotype:
-        """Read a genotype JSON file (or a ``.py``/``.txt`` file holding DARTS ``Genotype(...)`` text)."""
+    def load(cls, path: Union[str, os.PathLike], name: Optional[str] = None) -> Genotype:
+        """Read a genotype JSON file (or a ``.py``/``.txt`` file holding DARTS ``Genotype(...)`` text; ``name``
+        picks one of several, as in :meth:`parse_darts`)."""
         path = Path(path)
         try:
             text = path.read_text(encoding='utf-8')
@@ -140,7 +141,7 @@ class Genotype:
         except UnicodeDecodeError as e:
             raise GenotypeError(f'not UTF-8 text ({e.reason} at byte {e.start})', str(path)) from None
         if path.suffix != '.json' and not text.lstrip().startswith('{'):
-            g = cls.parse_darts(text, source=str(path))
+            g = cls.parse_darts(text, name=name, source=str(path))
             return g if g.name else g.replace(name=path.stem)
         try:
             data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
