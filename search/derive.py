@@ -20,11 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from entrannas_timm.genotype import CellSpec, Genotype
+from entrannas_timm.genotype import CellSpec
 
 __all__ = [
-    'cell_edges', 'node_slices', 'edge_normalisation', 'derive_top2', 'dst_weights', 'dst_mask', 'derive_dst',
-    'make_genotype',
+    'cell_edges', 'node_slices', 'edge_normalisation', 'derive_top2', 'dst_weights', 'derive_dst',
 ]
 
 
@@ -54,8 +53,7 @@ def _check(weights: Tensor, ops: Sequence[str], nodes: int) -> None:
                          f'{len(ops)} ops), got {list(weights.shape)}')
 
 
-def derive_top2(weights: Tensor, ops: Sequence[str], nodes: int, edge_weights: Optional[Tensor] = None,
-                inputs_per_node: int = 2) -> CellSpec:
+def derive_top2(weights: Tensor, ops: Sequence[str], nodes: int, edge_weights: Optional[Tensor] = None) -> CellSpec:
     """The DARTS rule: per node the 2 edges with the largest non-zero op weight, each with its argmax op.
 
     ``weights`` is ``[num_edges, len(ops)]`` (``softmax(alpha / tau)``); PC-DARTS passes ``edge_weights``
@@ -73,7 +71,7 @@ def derive_top2(weights: Tensor, ops: Sequence[str], nodes: int, edge_weights: O
     cell = []
     for j, s in enumerate(node_slices(nodes)):
         node_rows = rows[s]
-        ranked = sorted(range(j + 2), key=lambda i: -max(node_rows[i]))[:inputs_per_node]
+        ranked = sorted(range(j + 2), key=lambda i: -max(node_rows[i]))[:2]
         conns = []
         for i in ranked:
             r = node_rows[i]
@@ -103,12 +101,6 @@ def dst_weights(p: Tensor, thresholds: Tensor, nodes: int) -> Tuple[Tensor, Tens
     return q, q_hat
 
 
-def dst_mask(p: Tensor, thresholds: Tensor, nodes: int) -> Tensor:
-    """Boolean ``[num_edges, K]``: the connections EnTranNAS-DST keeps (``q > 0``)."""
-    with torch.no_grad():
-        return dst_weights(p, thresholds, nodes)[0] > 0
-
-
 def derive_dst(q: Tensor, ops: Sequence[str], nodes: int) -> CellSpec:
     """The EnTranNAS-DST derived cell: ``S_j = {(i, k): q > 0}``, any number of inputs and ops per edge.
 
@@ -126,8 +118,3 @@ def derive_dst(q: Tensor, ops: Sequence[str], nodes: int) -> CellSpec:
             raise ValueError(f'node {j} lost every input; thresholds must stay below 1')
         cell.append(conns)
     return CellSpec(tuple(cell), tuple(range(2, nodes + 2)))
-
-
-def make_genotype(normal: CellSpec, reduce: CellSpec, space: str, feature_sharing: bool) -> Genotype:
-    """A validated :class:`~entrannas_timm.Genotype` (no name or provenance: the search run adds those)."""
-    return Genotype(normal=normal, reduce=reduce, space=space, feature_sharing=feature_sharing)

@@ -34,7 +34,7 @@ from entrannas_timm.genotype import CellSpec, Genotype
 from entrannas_timm.network import make_stem
 from entrannas_timm.ops import SPACES, FactorizedReduce, ReLUConvBN, make_op
 
-from .derive import cell_edges, derive_dst, derive_top2, dst_weights, edge_normalisation, make_genotype, node_slices
+from .derive import cell_edges, derive_dst, derive_top2, dst_weights, edge_normalisation, node_slices
 
 __all__ = [
     'METHODS', 'ENGINE_PLACEMENTS', 'DEFAULT_ENGINE_CELLS', 'ARCH_REGULARIZERS', 'SearchCell', 'SearchNetwork',
@@ -411,7 +411,7 @@ class SearchNetwork(nn.Module):
     def genotype(self) -> Genotype:
         """The architecture derived from the current parameters (no name or provenance)."""
         sharing = self.feature_sharing if self.method.startswith('entrannas') else False
-        return make_genotype(self._derive('normal'), self._derive('reduce'), self.space, sharing)
+        return Genotype(self._derive('normal'), self._derive('reduce'), self.space, sharing)
 
     def arch_snapshot(self) -> dict:
         """JSON-able view of the architecture state (the ``arch`` record of ``metrics.jsonl``).
