@@ -37,27 +37,20 @@ import entrannas_timm  # noqa: E402,F401  (registers the models)
 from entrannas_timm import Genotype  # noqa: E402
 from entrannas_timm.profile import model_cost  # noqa: E402
 from search.config import resolve_config  # noqa: E402
-from search.data import DEBIAN_FASHION_MNIST, read_idx  # noqa: E402
+from search.data import read_mnist_like  # noqa: E402
 from search.loop import run  # noqa: E402
 
 
-def _fashion_mnist(data_dir: Path, split: str) -> tuple:
-    prefix = 'train' if split == 'train' else 't10k'
-    for d in (data_dir / 'FashionMNIST' / 'raw', data_dir, DEBIAN_FASHION_MNIST):
-        images = next(iter(sorted(d.glob(f'{prefix}-images-idx3-ubyte*'))), None)
-        labels = next(iter(sorted(d.glob(f'{prefix}-labels-idx1-ubyte*'))), None)
-        if images and labels:
-            x = read_idx(images).unsqueeze(1).float().div_(255.).sub_(0.2860).div_(0.3530)
-            return x, read_idx(labels).long()
-    raise SystemExit(f'--data-dir: no Fashion-MNIST {prefix}-images/labels idx files under {data_dir} or '
-                     f'{DEBIAN_FASHION_MNIST} (apt-get install dataset-fashion-mnist)')
+def _fashion_mnist(data_dir: str, split: str) -> tuple:
+    x, y = read_mnist_like('fashion-mnist', data_dir, split)
+    return x.float().div_(255.).sub_(0.2860).div_(0.3530), y
 
 
 def train_and_test(genotype: Genotype, args: argparse.Namespace, seed: int) -> Dict[str, Any]:
     """Train the genotype's CIFAR-family network from scratch on Fashion-MNIST; accuracy on the test set."""
     torch.manual_seed(seed)
-    x, y = _fashion_mnist(Path(args.data_dir).expanduser(), 'train')
-    xt, yt = _fashion_mnist(Path(args.data_dir).expanduser(), 'test')
+    x, y = _fashion_mnist(args.data_dir, 'train')
+    xt, yt = _fashion_mnist(args.data_dir, 'test')
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:args.train_images]
     x, y = x[idx], y[idx]
     model = timm.create_model('darts_v2_cifar10', genotype=genotype, in_chans=1, num_classes=10,

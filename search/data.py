@@ -12,7 +12,7 @@ import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch.utils.data import Dataset, Subset
@@ -20,7 +20,7 @@ from torchvision.transforms import v2
 
 from .config import ConfigError, SearchConfig
 
-__all__ = ['SearchData', 'DataError', 'build_search_data', 'read_idx', 'DEBIAN_FASHION_MNIST']
+__all__ = ['SearchData', 'DataError', 'build_search_data', 'read_idx', 'read_mnist_like', 'DEBIAN_FASHION_MNIST']
 
 DEBIAN_FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
 
@@ -114,21 +114,27 @@ def _find_idx(dirs: Sequence[Path], stem: str) -> Optional[Path]:
     return None
 
 
-def _mnist_like(cfg: SearchConfig) -> Tuple[torch.Tensor, torch.Tensor]:
-    """MNIST / Fashion-MNIST training images from the torchvision layout, the Debian package, or a download."""
-    folder = 'FashionMNIST' if cfg.dataset == 'fashion-mnist' else 'MNIST'
-    root = Path(cfg.data_dir).expanduser()
+def read_mnist_like(dataset: str, data_dir: Union[str, Path],
+                    split: str = 'train') -> Tuple[torch.Tensor, torch.Tensor]:
+    """MNIST / Fashion-MNIST images ``[N, 1, 28, 28]`` (uint8) and labels of ``split`` ('train' or 'test'), from
+    the torchvision layout, the Debian package, or a download."""
+    folder = 'FashionMNIST' if dataset == 'fashion-mnist' else 'MNIST'
+    if split not in ('train', 'test'):
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    prefix = 'train' if split == 'train' else 't10k'
+    root = Path(data_dir).expanduser()
     dirs = [root / folder / 'raw', root / folder, root]
-    if cfg.dataset == 'fashion-mnist':
+    if dataset == 'fashion-mnist':
         dirs.append(DEBIAN_FASHION_MNIST)
-    images, labels = _find_idx(dirs, 'train-images-idx3-ubyte'), _find_idx(dirs, 'train-labels-idx1-ubyte')
+    stems = f'{prefix}-images-idx3-ubyte', f'{prefix}-labels-idx1-ubyte'
+    images, labels = _find_idx(dirs, stems[0]), _find_idx(dirs, stems[1])
     if images is None or labels is None:
         _download(lambda: getattr(__import__('torchvision.datasets', fromlist=[folder]), folder)(
-            str(root), train=True, download=True), cfg.dataset, root,
-            f'{root / folder / "raw"}/train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz'
+            str(root), train=split == 'train', download=True), dataset, root,
+            f'{root / folder / "raw"}/{stems[0]}.gz and {stems[1]}.gz'
             + (f' (or install the Debian package that provides {DEBIAN_FASHION_MNIST})'
-               if cfg.dataset == 'fashion-mnist' else ''))
-        images, labels = _find_idx(dirs, 'train-images-idx3-ubyte'), _find_idx(dirs, 'train-labels-idx1-ubyte')
+               if dataset == 'fashion-mnist' else ''))
+        images, labels = _find_idx(dirs, stems[0]), _find_idx(dirs, stems[1])
         assert images is not None and labels is not None
     x, y = read_idx(images), read_idx(labels)
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
@@ -221,7 +227,7 @@ def build_search_data(cfg: SearchConfig) -> SearchData:
         if cfg.dataset in ('cifar10', 'cifar100'):
             x, y = _cifar(cfg)
         else:
-            x, y = _mnist_like(cfg)
+            x, y = read_mnist_like(cfg.dataset, cfg.data_dir)
         native = x.shape[-1]
         size = cfg.image_size or native
         c, k = x.shape[1], int(y.max()) + 1
