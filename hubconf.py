@@ -13,6 +13,22 @@ import torch.nn as nn
 import entrannas_timm  # noqa: F401  (registers the zoo with timm)
 
 
+def cellnet_cifar(pretrained: bool = False, **kwargs) -> nn.Module:
+    """Any genotype (``genotype=``) as a CIFAR family network: 20 cells, 36 channels, 32x32 input.
+
+    Without ``genotype=`` it builds ``darts_v2`` (3,349,342 params).
+    """
+    return timm.create_model('cellnet_cifar', pretrained=pretrained, **kwargs)
+
+
+def cellnet_imagenet(pretrained: bool = False, **kwargs) -> nn.Module:
+    """Any genotype (``genotype=``) as an ImageNet mobile family network: 14 cells, 48 channels, 224x224 input.
+
+    Without ``genotype=`` it builds ``darts_v2`` (4,718,752 params).
+    """
+    return timm.create_model('cellnet_imagenet', pretrained=pretrained, **kwargs)
+
+
 def darts_v1_cifar10(pretrained: bool = False, **kwargs) -> nn.Module:
     """DARTS (first order) cell, CIFAR family: 20 cells, 36 channels, 32x32 input, 3,169,414 params.
 

@@ -24,7 +24,7 @@ from .ops import OPS, SPACES
 
 __all__ = [
     'SCHEMA_VERSION', 'GenotypeError', 'CellSpec', 'Genotype', 'GenotypeLike',
-    'bundled_genotype_dirs', 'list_genotypes', 'load_genotype',
+    'bundled_genotype_dirs', 'list_genotypes', 'load_genotype', 'INPUT_LABELS', 'node_label',
 ]
 
 SCHEMA_VERSION = 1
@@ -292,7 +292,7 @@ class Genotype:
         for kind, cell in (('normal', self.normal), ('reduce', self.reduce)):
             lines.append(f'  {kind} cell (output = concat of nodes {[c - 2 for c in cell.concat]}):')
             for j, node in enumerate(cell.nodes):
-                ins = ', '.join(f'{op}({_node_label(i)})' for op, i in node)
+                ins = ', '.join(f'{op}({node_label(i) if i < 2 else "node " + node_label(i)})' for op, i in node)
                 lines.append(f'    node {j} = {ins}')
         return '\n'.join(lines)
 
@@ -340,8 +340,13 @@ def _is_genotype_call(node: Any) -> bool:
         'Genotype', 'genotype')
 
 
-def _node_label(i: int) -> str:
-    return ('c_{k-2}', 'c_{k-1}')[i] if i < 2 else f'node {i - 2}'
+INPUT_LABELS = ('c_{k-2}', 'c_{k-1}')
+"""Names of a cell's two input states (0 and 1): the outputs of the cell two back and of the previous cell."""
+
+
+def node_label(i: int) -> str:
+    """The label of state ``i`` of a cell: ``c_{k-2}``, ``c_{k-1}``, then intermediate nodes ``0, 1, ...``."""
+    return INPUT_LABELS[i] if i < 2 else str(i - 2)
 
 
 def _is_int(x: Any) -> bool:

@@ -16,12 +16,12 @@ from timm.models import get_pretrained_cfg
 from timm.models._hub import generate_readme, push_to_hf_hub, save_for_hf
 
 from .genotype import Genotype
-from .models import HF_ORG, MODEL_GENOTYPES, WEIGHTS_FILE
+from .models import GENERIC_MODELS, HF_ORG, MODEL_GENOTYPES, WEIGHTS_FILE
 from .network import CellNetwork
 
 __all__ = ['model_args', 'model_card', 'save_pretrained', 'push_to_hub']
 
-_FAMILY_ARCH = {'cifar': 'darts_v2_cifar10', 'imagenet': 'darts_v2_imagenet'}
+_FAMILY_ARCH = {family: name for name, family in GENERIC_MODELS.items()}
 
 
 def _same_architecture(a: Genotype, b: Genotype) -> bool:

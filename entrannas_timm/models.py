@@ -12,11 +12,12 @@ from typing import Any, Dict, Optional
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
+from .data import DATASET_STATS
 from .genotype import Genotype, GenotypeLike
 from .network import CellFeatureGetter, CellNetwork
 
-__all__ = ['HF_ORG', 'MODEL_GENOTYPES', 'PUBLISHED_TAGS', 'WEIGHTS_FILE', 'CIFAR10_MEAN', 'CIFAR10_STD',
-           'WeightsNotPublishedError']
+__all__ = ['HF_ORG', 'FAMILIES', 'GENERIC_MODELS', 'MODEL_GENOTYPES', 'PUBLISHED_TAGS', 'WEIGHTS_FILE',
+           'CIFAR10_MEAN', 'CIFAR10_STD', 'WeightsNotPublishedError']
 
 HF_ORG = 'entrannas'
 """The Hugging Face organisation that hosts every published checkpoint of the zoo."""
@@ -24,8 +25,7 @@ HF_ORG = 'entrannas'
 WEIGHTS_FILE = 'model.safetensors'
 """Checkpoints are safetensors only: timm's loader is pointed at this file, never at a pickle."""
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR10_MEAN, CIFAR10_STD = DATASET_STATS['cifar10']
 
 _PAPERS = {
     'darts': dict(paper_name='DARTS: Differentiable Architecture Search', paper_ids='arXiv:1806.09055'),
@@ -33,14 +33,22 @@ _PAPERS = {
                      paper_ids='arXiv:1907.05737'),
 }
 
-# family: stem type and the evaluation protocol's defaults (METHOD.md §7)
-_FAMILIES: Dict[str, Dict[str, Any]] = {
+FAMILIES: Dict[str, Dict[str, Any]] = {
     'cifar': dict(stem_type='cifar', channels=36, layers=20),
     'imagenet': dict(stem_type='imagenet', channels=48, layers=14),
 }
+"""Network families: stem type and the evaluation protocol's size (docs/method.md, "Protocols"): DARTS's CIFAR
+network (20 cells, 36 channels) and its ImageNet mobile-setting network (14 cells, 48 channels)."""
+
+GENERIC_MODELS: Dict[str, str] = {'cellnet_cifar': 'cifar', 'cellnet_imagenet': 'imagenet'}
+"""Family entrypoints for any genotype (search output, files, dicts): ``timm.create_model('cellnet_cifar',
+genotype='runs/x/genotype.json')``. Without ``genotype=`` they build DARTS V2. Exported checkpoints of custom
+genotypes name these, so the architecture in ``config.json`` says nothing about a genotype it does not hold."""
 
 # registered architecture -> (bundled genotype, family)
 MODEL_GENOTYPES: Dict[str, tuple] = {
+    'cellnet_cifar': ('darts_v2', 'cifar'),
+    'cellnet_imagenet': ('darts_v2', 'imagenet'),
     'darts_v1_cifar10': ('darts_v1', 'cifar'),
     'darts_v2_cifar10': ('darts_v2', 'cifar'),
     'darts_v2_imagenet': ('darts_v2', 'imagenet'),
@@ -53,19 +61,19 @@ class WeightsNotPublishedError(RuntimeError):
     """``pretrained=True`` for a tag whose weights cannot be found on the Hub or in the local cache."""
 
 
-def _cifar_cfg(paper: str, **kwargs) -> Dict[str, Any]:
+def _cifar_cfg(paper: Optional[str], **kwargs) -> Dict[str, Any]:
     return dict(
         num_classes=10, input_size=(3, 32, 32), min_input_size=(3, 8, 8),
         pool_size=(8, 8), crop_pct=1.0, interpolation='bilinear', mean=CIFAR10_MEAN, std=CIFAR10_STD,
-        first_conv='stem0.0', classifier='head.fc', license='apache-2.0', **_PAPERS[paper], **kwargs)
+        first_conv='stem0.0', classifier='head.fc', license='apache-2.0', **_PAPERS.get(paper, {}), **kwargs)
 
 
-def _imagenet_cfg(paper: str, **kwargs) -> Dict[str, Any]:
+def _imagenet_cfg(paper: Optional[str], **kwargs) -> Dict[str, Any]:
     return dict(
         num_classes=1000, input_size=(3, 224, 224), min_input_size=(3, 32, 32),
         pool_size=(7, 7), crop_pct=0.875, interpolation='bicubic', mean=IMAGENET_DEFAULT_MEAN,
         std=IMAGENET_DEFAULT_STD, first_conv='stem0.0', classifier='head.fc', license='apache-2.0',
-        **_PAPERS[paper], **kwargs)
+        **_PAPERS.get(paper, {}), **kwargs)
 
 
 _cfgs = {
@@ -75,9 +83,13 @@ _cfgs = {
     'pc_darts_cifar10.c10': _cifar_cfg('pc_darts'),
     'pc_darts_imagenet.in1k': _imagenet_cfg('pc_darts'),
 }
-# every tag's weights live in their own Hub repo, named after the tag
+# every tag's weights live in their own Hub repo, named after the tag; generic family entrypoints have no
+# weights of their own (their checkpoints are hf-hub: repos whose config.json holds the genotype)
 default_cfgs = generate_default_cfgs({
-    k: dict(v, hf_hub_id=f'{HF_ORG}/{k}', hf_hub_filename=WEIGHTS_FILE) for k, v in _cfgs.items()})
+    **{k: dict(v, hf_hub_id=f'{HF_ORG}/{k}', hf_hub_filename=WEIGHTS_FILE) for k, v in _cfgs.items()},
+    'cellnet_cifar': _cifar_cfg(None),
+    'cellnet_imagenet': _imagenet_cfg(None),
+})
 
 
 PUBLISHED_TAGS: frozenset = frozenset()
@@ -120,7 +132,7 @@ def _create_network(variant: str, pretrained: bool = False, genotype: Optional[G
                     **kwargs) -> CellNetwork:
     default_genotype, family = MODEL_GENOTYPES[variant]
     genotype = Genotype.coerce(default_genotype if genotype is None else genotype)
-    model_kwargs = {**_FAMILIES[family], **kwargs}
+    model_kwargs = {**FAMILIES[family], **kwargs}
     n_features = 3 if family == 'cifar' else 4
     # features come from forward_intermediates (cells take two inputs, so no sequential/hook rewrite)
     feature_cfg = dict(feature_cls=CellFeatureGetter, out_indices=tuple(range(n_features)))
@@ -134,6 +146,18 @@ def _create_network(variant: str, pretrained: bool = False, genotype: Optional[G
         if not pretrained:
             raise
         raise _unpublished(variant, f'{type(e).__name__}: {e}') from e
+
+
+@register_model
+def cellnet_cifar(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """Any genotype (``genotype=``; default DARTS V2) as a CIFAR network (20 cells, 36 channels)."""
+    return _create_network('cellnet_cifar', pretrained, **kwargs)
+
+
+@register_model
+def cellnet_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """Any genotype (``genotype=``; default DARTS V2) as an ImageNet mobile network (14 cells, 48 channels)."""
+    return _create_network('cellnet_imagenet', pretrained, **kwargs)
 
 
 @register_model

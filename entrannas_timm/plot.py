@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
 
 from .files import write_atomic
-from .genotype import CellSpec, Genotype, GenotypeError, GenotypeLike
+from .genotype import CellSpec, Genotype, GenotypeError, GenotypeLike, node_label
 from .ops import op_family
 
 if TYPE_CHECKING:  # optional dependencies, imported where used
@@ -71,10 +71,6 @@ def provenance_line(genotype: Genotype) -> str:
     return ' · '.join(parts)
 
 
-def _input_label(i: int) -> str:
-    return ('c_{k-2}', 'c_{k-1}')[i] if i < 2 else str(i - 2)
-
-
 def _header(heading: str, subheading: str, families: Sequence[str]) -> str:
     """HTML-like graph label: heading, provenance and a colour legend of the op families used."""
     rows = []
@@ -95,7 +91,7 @@ def _add_cell(dot: Any, cell: CellSpec, kind: str) -> None:
         with c.subgraph(name=f'{kind}_inputs') as inputs:
             inputs.attr(rank='same')
             for i in (0, 1):
-                inputs.node(f'{kind}_{i}', _input_label(i), fillcolor=_NODE_FILL['input'])
+                inputs.node(f'{kind}_{i}', node_label(i), fillcolor=_NODE_FILL['input'])
             inputs.edge(f'{kind}_0', f'{kind}_1', style='invis')  # keeps c_{k-2} above c_{k-1}
         for j in range(cell.num_nodes):
             c.node(f'{kind}_{j + 2}', str(j), fillcolor=_NODE_FILL['node'], shape='circle', width='0.45',

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Un
 
 from . import __version__
 from .files import write_atomic
-from .genotype import Genotype, GenotypeError
+from .genotype import Genotype, GenotypeError, node_label
 from .plot import GraphvizNotFoundError, genotype_image, plot_genotype
 
 if TYPE_CHECKING:
@@ -347,7 +347,7 @@ def curves_png(run: SearchRun) -> bytes:
 
 def _edge_label(edge: Sequence[int]) -> str:
     src, node = edge
-    return f"{('c_{k-2}', 'c_{k-1}')[src] if src < 2 else src - 2} → {node - 2}"
+    return f'{node_label(src)} → {node_label(node)}'
 
 
 def weights_png(run: SearchRun) -> Optional[bytes]:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 import entrannas_timm
 from entrannas_timm import CellNetwork, Genotype
 from entrannas_timm.files import write_atomic
+from entrannas_timm.models import FAMILIES
 from entrannas_timm.profile import model_cost
 
 from .architect import UnrolledArchitect
@@ -54,8 +55,6 @@ __all__ = ['SearchError', 'ResumeError', 'NonFiniteLossError', 'Searcher', 'Sear
 
 CHECKPOINT_FORMAT = 'entrannas-search-checkpoint'
 CHECKPOINT_VERSION = 1
-# evaluation protocol sizes per family (METHOD.md §7): channels, cells, input size (None -> the data's)
-EVAL_PROTOCOL = {'cifar': (36, 20, None), 'imagenet': (48, 14, 224)}
 
 
 class SearchError(RuntimeError):
@@ -319,10 +318,11 @@ class _CostCache:
 
     def __init__(self, cfg: SearchConfig, data: SearchData):
         family = cfg.stem or 'cifar'
-        ch, layers, size = EVAL_PROTOCOL[family]
-        self.channels, self.layers = cfg.eval_channels or ch, cfg.eval_layers or layers
+        size = FAMILIES[family]
+        self.channels, self.layers = cfg.eval_channels or size['channels'], cfg.eval_layers or size['layers']
         self.family, self.num_classes, self.in_chans = family, data.num_classes, data.in_chans
-        self.size = size or data.image_size
+        # the ImageNet family is evaluated at 224 (its registered input size), the CIFAR one at the data's size
+        self.size = 224 if family == 'imagenet' else data.image_size
         self._cache: Dict[str, Dict[str, int]] = {}
 
     def __call__(self, genotype: Genotype) -> Dict[str, int]:

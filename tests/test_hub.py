@@ -268,7 +268,7 @@ def test_save_pretrained_of_a_directly_built_network(tmp_path):
     hub.save_pretrained(net, tmp_path / 'net')
     assert not hasattr(net, 'pretrained_cfg')
     cfg = json.loads((tmp_path / 'net' / 'config.json').read_text())
-    assert cfg['architecture'] == 'darts_v2_imagenet'
+    assert cfg['architecture'] == 'cellnet_imagenet'  # the family's generic entrypoint: the genotype is data
     assert cfg['model_args']['genotype']['normal'] == entrannas_timm.load_genotype('pc_darts_image').to_dict()['normal']
     with pytest.raises(ValueError, match='architecture'):
         hub.save_pretrained(net, tmp_path / 'bad', architecture='darts_v2_cifar10')
