@@ -12,8 +12,8 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 from timm.layers import ClassifierHead, drop_path, get_device_dtype, register_notrace_module
-from timm.models._features import FeatureGetterNet, feature_take_indices
-from timm.models._manipulate import checkpoint
+from timm.models import checkpoint
+from timm.models._features import FeatureGetterNet, feature_take_indices  # used by timm's models, not exported
 
 from .genotype import CellSpec, Genotype, GenotypeLike
 from .ops import FactorizedReduce, ReLUConvBN, make_op
