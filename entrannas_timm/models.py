@@ -24,7 +24,7 @@ HF_ORG = 'entrannas'
 """The Hugging Face organisation that hosts every published checkpoint of the zoo."""
 
 WEIGHTS_FILE = 'model.safetensors'
-"""Checkpoints are safetensors only: timm's loader is pointed at this file, never at a pickle."""
+"""Published checkpoints are safetensors only: registry tags point timm's loader at this file, never at a pickle."""
 
 CIFAR10_MEAN, CIFAR10_STD = DATASET_STATS['cifar10']
 
