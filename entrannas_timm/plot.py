@@ -65,7 +65,7 @@ def _printable(text: str) -> str:
 
 
 def _dot_text(text: str) -> str:
-    """A user string as a DOT id or label: always quoted, never read as ``<html>`` or as ``\\N``-style escapes."""
+    """A user string as a DOT id or label: quoted where needed, never read as ``<html>`` or ``\\N``-style escapes."""
     return _import_graphviz().escape(_printable(text))
 
 
