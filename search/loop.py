@@ -1,7 +1,7 @@
 """The bilevel search loop: architecture step on a validation batch, then weight step on a training batch.
 
-:class:`Searcher` holds one search step (both optimisers, AMP, DDP) and is shared by the loop and
-``search.bench``; :func:`run` drives epochs, metrics, checkpoints and the final genotype.
+:func:`run` drives epochs, metrics, checkpoints and the final genotype; one step is a
+:class:`~search.searcher.Searcher` (both optimisers, AMP, DDP), shared with ``search.bench``.
 
 Reproducibility: every epoch reseeds the RNGs from ``(seed, epoch)`` and shuffles with
 ``DistributedSampler(seed=seed).set_epoch(epoch)``, so a checkpoint taken at an epoch boundary (model,
@@ -9,7 +9,6 @@ optimisers, scheduler, metrics so far) resumes exactly; no RNG state has to be c
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import math
@@ -20,14 +19,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
-from timm.utils import dispatch_clip_grad
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
@@ -37,18 +32,10 @@ from entrannas_timm.files import write_atomic
 from entrannas_timm.models import FAMILIES
 from entrannas_timm.profile import model_cost
 
-from .architect import UnrolledArchitect
 from .config import RESUME_MUTABLE, ConfigError, SearchConfig
 from .data import SearchData, build_search_data
-from .distributed import (
-    DistInfo,
-    all_equal,
-    average_gradients,
-    broadcast_tensors,
-    init_distributed,
-    shutdown_distributed,
-)
-from .supernet import SearchNetwork
+from .distributed import DistInfo, all_equal, broadcast_tensors, init_distributed, shutdown_distributed
+from .searcher import NonFiniteLossError, Searcher, SearchError, build_model, lr_warmup
 
 __all__ = ['SearchError', 'ResumeError', 'NonFiniteLossError', 'Searcher', 'SearchResult', 'run',
            'build_model', 'CHECKPOINT_FORMAT']
@@ -57,16 +44,8 @@ CHECKPOINT_FORMAT = 'entrannas-search-checkpoint'
 CHECKPOINT_VERSION = 1
 
 
-class SearchError(RuntimeError):
-    """A search cannot continue; the message says why and what was kept."""
-
-
 class ResumeError(SearchError):
     """``--resume`` of a missing, unreadable or incompatible checkpoint."""
-
-
-class NonFiniteLossError(SearchError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 # ---- files -----------------------------------------------------------------------------------------
@@ -96,135 +75,6 @@ def _seed_everything(seed: int) -> None:
         np.random.seed(seed % 2 ** 32)
     except ImportError:
         pass
-
-
-# ---- the search step -------------------------------------------------------------------------------
-def build_model(cfg: SearchConfig, in_chans: int, num_classes: int, device: torch.device) -> SearchNetwork:
-    """The super-net of ``cfg`` (method defaults filled by the super-net itself)."""
-    kwargs: Dict[str, Any] = dict(
-        method=cfg.method, num_classes=num_classes, in_chans=in_chans, channels=cfg.channels, layers=cfg.layers,
-        nodes=cfg.nodes, space=cfg.space, stem=cfg.stem or 'cifar', engine_cells=cfg.engine_cells,
-        feature_sharing=cfg.feature_sharing, temperature=cfg.temperature, stem_multiplier=cfg.stem_multiplier,
-        device=device)
-    if cfg.pc_k is not None:
-        kwargs['pc_k'] = cfg.pc_k
-    if cfg.init_threshold is not None:
-        kwargs['init_threshold'] = cfg.init_threshold
-    if cfg.dst_regularizer is not None:
-        kwargs['dst_regularizer'] = cfg.dst_regularizer
-    try:
-        return SearchNetwork(**kwargs)
-    except ValueError as e:
-        raise ConfigError(f'super-net settings: {e}') from None
-
-
-class Searcher:
-    """One search step of a super-net: ``arch_step`` (validation batch) then ``weight_step`` (training batch).
-
-    Architecture parameters require gradients only inside ``arch_step``, whose backward is restricted to
-    them (no weight gradients are computed there); weight steps never build the architecture graph.
-    Under DDP, weights are reduced by DDP and architecture gradients are averaged by hand.
-    """
-
-    def __init__(self, model: SearchNetwork, cfg: SearchConfig, device: torch.device, dist_info: DistInfo = DistInfo()):
-        self.model, self.cfg, self.device = model, cfg, device
-        self.arch_params = model.arch_parameters()
-        self.weight_params = model.weight_parameters()
-        self.criterion = nn.CrossEntropyLoss()
-        self.weight_optimizer = create_optimizer_v2(
-            self.weight_params, opt='momentum', lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
-        self.arch_optimizer = create_optimizer_v2(
-            self.arch_params, opt='adam', lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
-            betas=tuple(cfg.arch_betas))
-        self.lam = float(cfg.lam or 0.)
-        self.net: nn.Module = model
-        if dist_info.enabled:
-            names = model.arch_parameter_names()
-            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, names)
-            self.net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == 'cuda' else None,
-                find_unused_parameters=cfg.method.startswith('entrannas'))
-        self.architect = (UnrolledArchitect(model, self.weight_optimizer, self.criterion, cfg.momentum,
-                                            cfg.weight_decay) if cfg.unrolled else None)
-        self.use_amp = cfg.amp and device.type == 'cuda'
-        self._set_arch_grad(False)
-
-    def _set_arch_grad(self, on: bool) -> None:
-        for p in self.arch_params:
-            p.requires_grad_(on)
-
-    def _autocast(self):
-        return torch.autocast('cuda', dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
-
-    def arch_step(self, x_val: torch.Tensor, y_val: torch.Tensor, x_train: Optional[torch.Tensor] = None,
-                  y_train: Optional[torch.Tensor] = None, eta: float = 0.) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One Adam step of the architecture on a validation batch; re-derives the architecture after it."""
-        self._set_arch_grad(True)
-        try:
-            self.arch_optimizer.zero_grad(set_to_none=True)
-            if self.architect is not None:
-                assert x_train is not None and y_train is not None
-                with self._autocast():
-                    loss, logits = self.architect.backward(x_train, y_train, x_val, y_val, eta)
-                    reg = self.model.arch_regularizer(self.lam)
-                if reg.requires_grad:
-                    reg.backward()
-            else:
-                with self._autocast():
-                    logits = self.model(x_val)
-                    loss = self.criterion(logits, y_val) + self.model.arch_regularizer(self.lam)
-                loss.backward(inputs=self.arch_params)
-            average_gradients(self.arch_params)
-            # a NaN step would poison alpha (and derivation) for good; averaged gradients agree on every rank
-            if not bool(torch.stack([torch.isfinite(p.grad).all() for p in self.arch_params if p.grad is not None]
-                                    + [torch.isfinite(loss)]).all()):
-                raise NonFiniteLossError('non-finite architecture loss')
-            self.arch_optimizer.step()
-        finally:
-            self._set_arch_grad(False)
-        self.model.rederive()
-        return loss.detach(), logits.detach()
-
-    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One SGD step of the weights on a training batch, gradient norm clipped."""
-        self.weight_optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            logits = self.net(x)
-            loss = self.criterion(logits, y)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            dispatch_clip_grad(self.weight_params, self.cfg.grad_clip, mode='norm')
-        self.weight_optimizer.step()
-        return loss.detach(), logits.detach()
-
-    @torch.no_grad()
-    def evaluate(self, loader, to_device: Callable) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Summed loss, correct count and count over ``loader`` in eval mode (as DARTS's ``infer``)."""
-        self.model.eval()
-        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
-        correct = torch.zeros((), device=self.device, dtype=torch.float64)
-        n = torch.zeros((), device=self.device, dtype=torch.float64)
-        try:
-            for x, y in loader:
-                x, y = to_device(x, y)
-                with self._autocast():
-                    logits = self.model(x)
-                loss_sum += F.cross_entropy(logits.float(), y, reduction='sum')
-                correct += (logits.argmax(1) == y).sum()
-                n += y.numel()
-        finally:
-            self.model.train()
-        return loss_sum, correct, n
-
-    # ---- state ---------------------------------------------------------------------------------------
-    def state_dict(self) -> Dict[str, Any]:
-        return {'model': self.model.state_dict(), 'weight_optimizer': self.weight_optimizer.state_dict(),
-                'arch_optimizer': self.arch_optimizer.state_dict()}
-
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.model.load_state_dict(state['model'])  # SearchNetwork re-derives on load (a post hook)
-        self.weight_optimizer.load_state_dict(state['weight_optimizer'])
-        self.arch_optimizer.load_state_dict(state['arch_optimizer'])
 
 
 # ---- the run ---------------------------------------------------------------------------------------
@@ -388,7 +238,7 @@ def _run(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: Dis
     broadcast_tensors(list(model.parameters()) + list(model.buffers()))  # every rank starts from rank 0's net
     searcher = Searcher(model, cfg, device, info)
     scheduler, _ = create_scheduler_v2(searcher.weight_optimizer, sched='cosine', num_epochs=cfg.epochs,
-                                       min_lr=cfg.min_lr)
+                                       min_lr=cfg.min_lr, **lr_warmup(cfg))
     cost = _CostCache(cfg, data)
 
     start_epoch, records, elapsed = 0, [], 0.
