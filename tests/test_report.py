@@ -90,8 +90,8 @@ def make_run(root: Path, epochs: int = 5, recorded: Optional[int] = None, partia
         conns = sum(arch['active_connections']['normal']) + sum(arch['active_connections']['reduce'])
         lines.append(json.dumps({
             'epoch': epoch, 'epochs': epochs, 'lr': 0.025 * (1 + math.cos(math.pi * epoch / epochs)) / 2,
-            'train_loss': 2.0 / epoch, 'train_acc': 40 + 8 * epoch, 'val_loss': 2.2 / epoch,
-            'val_acc': 38 + 7 * epoch, 'genotype': genotype.to_dict(), 'arch': arch,
+            'train_loss': 2.0 / epoch, 'train_acc': 0.4 + 0.08 * epoch, 'val_loss': 2.2 / epoch,
+            'val_acc': 0.38 + 0.07 * epoch, 'genotype': genotype.to_dict(), 'arch': arch,
             'params': 20_000 * conns, 'macs': 3_000_000 * conns, 'epoch_time_s': 12.5, 'peak_mem_mb': 900.0}))
     text = '\n'.join(lines) + '\n'
     if partial_line:
@@ -310,7 +310,7 @@ def test_resumed_run_keeps_one_record_per_epoch(tmp_path: Path) -> None:
     (run / 'metrics.jsonl').write_text('\n'.join(lines[:2] + lines[1:]) + '\n')  # epoch 2 logged twice
     loaded = load_run(run)
     assert loaded.epochs == [1, 2, 3]
-    assert any('epoch 2 is recorded more than once' in n for n in loaded.notes)
+    assert any('epoch(s) 2 recorded more than once' in n for n in loaded.notes)
     render_frames(loaded, run / 'report')
     with Image.open(run / 'report' / 'cells.gif') as gif:
         assert gif.n_frames == 3
@@ -322,7 +322,7 @@ def test_frames_of_a_shorter_rerun_replace_stale_ones(tmp_path: Path) -> None:
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b'old')
     render_frames(load_run(run), run / 'report')
-    assert sorted(p.name for p in stale.parent.iterdir()) == ['epoch_001.png', 'epoch_002.png']
+    assert sorted(p.name for p in stale.parent.glob('*.png')) == ['epoch_001.png', 'epoch_002.png']
 
 
 @pytest.mark.parametrize('setup, message', [
@@ -338,7 +338,7 @@ def test_frames_of_a_shorter_rerun_replace_stale_ones(tmp_path: Path) -> None:
                                                               '"reduce": [[1]]}}}\n')),
      'arch.weights.normal'),
     (lambda d: (d.mkdir(), (d / 'metrics.jsonl').write_text('{"epoch": 1, "genotype": {"schema_version": 1}}\n')),
-     'metrics.jsonl:1 "genotype": normal'),
+     'metrics.jsonl:1: field "genotype": normal'),
     (lambda d: (d.mkdir(), (d / 'metrics.jsonl').write_text('{"epoch": 1}\n'), (d / 'config.json').write_text('[')),
      'config.json: malformed JSON'),
 ])
