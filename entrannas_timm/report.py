@@ -148,9 +148,15 @@ def load_run(run_dir: Union[str, os.PathLike]) -> SearchRun:
             config = read_config(run_dir / CONFIG_FILE)
         else:
             notes.append(f'no {CONFIG_FILE} in the run directory; settings are not shown')
-        final = read_genotype(run_dir / GENOTYPE_FILE) if (run_dir / GENOTYPE_FILE).is_file() else None
     except RecordError as e:
         raise ReportError(str(e)) from None
+    final = None
+    if (run_dir / GENOTYPE_FILE).is_file():
+        try:  # the report still shows the run's records when the final genotype cannot be read
+            final = read_genotype(run_dir / GENOTYPE_FILE)
+        except RecordError as e:
+            notes.append(f'the final genotype could not be read ({e}); the genotype shown is the one derived at '
+                         'the last epoch')
     return SearchRun(run_dir, [r for r, _ in log.records], [g for _, g in log.records], config, final,
                      last_arch['arch'], notes)
 
@@ -506,6 +512,8 @@ def render_html(run: SearchRun, gif: Optional[bytes], cell_svg: Optional[bytes],
     total = run.planned_epochs
     if run.complete:
         status = f'complete: {len(run.records)} epoch(s) recorded, final genotype in {GENOTYPE_FILE}'
+    elif (run.run_dir / GENOTYPE_FILE).is_file():
+        status = f'finished: {len(run.records)} epoch(s) recorded; {GENOTYPE_FILE} could not be read (see below)'
     else:
         status = (f'in progress: epoch {run.epochs[-1]}' + (f' of {total}' if total else '')
                   + f' recorded; no {GENOTYPE_FILE} yet, so the genotype shown is the one derived at the last epoch')
