@@ -1,7 +1,13 @@
 """The bilevel search loop: architecture step on a validation batch, then weight step on a training batch.
 
 :class:`Searcher` holds one search step (both optimisers, AMP, DDP) and is shared by the loop and
-``search.bench``; :func:`run` drives epochs, metrics, checkpoints and the final genotype.
+``search.bench``; :func:`run` drives the run in named steps: ``_set_up`` (device, data, super-net, resume),
+then per epoch ``_train_epoch``, ``_record`` and ``_checkpoint``, then ``_finish`` (provenance, genotype).
+The run directory's files are written and read through ``entrannas_timm.records``.
+
+A checkpoint is written only when every tensor of the state and every recorded metric is finite, and
+``metrics.jsonl`` never runs ahead of it; every message about a stopped run (divergence, failed write,
+Ctrl-C) names the checkpoint that exists, or says none does.
 
 Reproducibility: every epoch reseeds the RNGs from ``(seed, epoch)`` and shuffles with
 ``DistributedSampler(seed=seed).set_epoch(epoch)``, so a checkpoint taken at an epoch boundary (model,
@@ -406,7 +412,7 @@ def _make_loader(ds, batch: int, info: DistInfo, cfg: SearchConfig, device: torc
 
 
 class _CostCache:
-    """Params and MACs of the evaluation network of a genotype (METHOD.md §7 sizes), cached per genotype."""
+    """Params and MACs of the evaluation network of a genotype (sizes: docs/method.md, Protocols), cached."""
 
     def __init__(self, cfg: SearchConfig, data: SearchData):
         family = cfg.stem or 'cifar'
