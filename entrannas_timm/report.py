@@ -4,7 +4,8 @@ Reads a run directory written by ``python -m search`` (``metrics.jsonl``, ``conf
 search has finished, ``genotype.json``) and writes:
 
 - ``frames/epoch_NNN.png`` and ``cells.gif``: the derived normal and reduction cells at every recorded epoch
-  (the EnTranNAS-DST "video": all connections active at first, then cut gradually);
+  (the EnTranNAS-DST "video": all connections active at first, then cut gradually); the GIF shows at most
+  ``--gif-frames`` of them, and ``frames/index.json`` lets the next report reuse frames that did not change;
 - ``curves.png``: accuracy and loss, DST thresholds t_j, active connections per node, skip-connect count,
   params/MACs of the derived network;
 - ``arch_weights.png``: the final architecture weights per edge and op (normal and reduction cells);
@@ -229,15 +230,9 @@ def gif_epochs(epochs: Sequence[int], most: int) -> List[int]:
     return [epochs[i] for i in sorted(picks)]
 
 
-def render_frames(run: SearchRun, out_dir: Path, frame_ms: int = 700,
-                  gif_frames: int = GIF_FRAMES) -> Tuple[List[Path], Optional[Path]]:
-    """A PNG per recorded epoch, written as it is drawn, and the animated GIF of at most ``gif_frames`` of
-    them; returns (frames, gif). Memory stays bounded: one drawing at a time, then only the GIF's frames.
-
-    A frame whose drawing (genotype, heading) has not changed since the last report is reused, not redrawn.
-    """
-    from PIL import Image
-    frames_dir = out_dir / 'frames'
+def _draw_frames(run: SearchRun, frames_dir: Path) -> Tuple[Dict[int, Dict[str, Any]], Tuple[int, int]]:
+    """Draw each epoch's frame and write its PNG at once, on the largest canvas so far; reuse a frame the
+    last report drew for the same genotype and heading. Returns the frames by epoch and the final canvas."""
     subtitle = ' · '.join(x for x in (run.setting('method'), run.setting('dataset'), run.name) if x)
     total = run.planned_epochs
     width = max(3, len(str(max(run.epochs[-1], total or 0))))
@@ -261,19 +256,48 @@ def render_frames(run: SearchRun, out_dir: Path, frame_ms: int = 700,
             canvas = (max(canvas[0], im.width), max(canvas[1], im.height))
             _save_png(path, _on_canvas(im, canvas))
             entry = dict(key=key, size=list(im.size), canvas=list(canvas), path=path)
-            del im
         canvas = (max(canvas[0], entry['size'][0]), max(canvas[1], entry['size'][1]))
         entries[epoch] = entry
-    skipped = len(run.records) - len(entries)
-    if skipped:
-        run.notes.append(f'{skipped} epoch record(s) without a "genotype" field: no frame for them')
-    for entry in entries.values():  # frames drawn on a smaller canvas than the largest frame: re-centre
+    return entries, canvas
+
+
+def _recentre(entries: Dict[int, Dict[str, Any]], canvas: Tuple[int, int]) -> None:
+    """Put frames drawn on a smaller canvas than the largest frame onto the final one (one at a time)."""
+    from PIL import Image
+    for entry in entries.values():
         if tuple(entry['canvas']) != canvas:
             (w, h), (cw, _) = entry['size'], entry['canvas']
             with Image.open(entry['path']) as im:
                 drawing = im.convert('RGB').crop(((cw - w) // 2, 0, (cw - w) // 2 + w, h))
             _save_png(entry['path'], _on_canvas(drawing, canvas))
             entry['canvas'] = list(canvas)
+
+
+def _write_gif(frames: Sequence[Path], path: Path, frame_ms: int) -> Path:
+    from PIL import Image
+    gif = []
+    for frame in frames:  # one fast 64-colour palette per frame: diagrams are flat colours
+        with Image.open(frame) as im:
+            gif.append(im.convert('RGB').quantize(colors=64, method=Image.Quantize.FASTOCTREE))
+    durations = [frame_ms] * (len(gif) - 1) + [max(3 * frame_ms, 2000)]
+    buf = io.BytesIO()
+    gif[0].save(buf, format='GIF', save_all=True, append_images=gif[1:], duration=durations, loop=0)
+    return write_atomic(path, buf.getvalue())
+
+
+def render_frames(run: SearchRun, out_dir: Path, frame_ms: int = 700,
+                  gif_frames: int = GIF_FRAMES) -> Tuple[List[Path], Optional[Path]]:
+    """A PNG per recorded epoch, written as it is drawn, and the animated GIF of at most ``gif_frames`` of
+    them; returns (frames, gif). Memory stays bounded: one drawing at a time, then only the GIF's frames.
+
+    A frame whose drawing (genotype, heading) has not changed since the last report is reused, not redrawn.
+    """
+    frames_dir = out_dir / 'frames'
+    entries, canvas = _draw_frames(run, frames_dir)
+    skipped = len(run.records) - len(entries)
+    if skipped:
+        run.notes.append(f'{skipped} epoch record(s) without a "genotype" field: no frame for them')
+    _recentre(entries, canvas)
     paths = [e['path'] for e in entries.values()]
     if frames_dir.is_dir():
         for stale in frames_dir.glob('epoch_*.png'):
@@ -284,17 +308,10 @@ def render_frames(run: SearchRun, out_dir: Path, frame_ms: int = 700,
     write_atomic(frames_dir / _FRAME_INDEX, json.dumps({'version': 1, 'frames': {
         str(e): {k: v for k, v in entry.items() if k != 'path'} for e, entry in entries.items()}}))
     chosen = gif_epochs(sorted(entries), gif_frames)
-    gif = []
-    for epoch in chosen:  # one fast 64-colour palette per frame: diagrams are flat colours
-        with Image.open(entries[epoch]['path']) as im:
-            gif.append(im.convert('RGB').quantize(colors=64, method=Image.Quantize.FASTOCTREE))
     if len(chosen) < len(entries):
         run.notes.append(f'the animation shows {len(chosen)} of {len(entries)} epochs (evenly spaced, and the '
                          f'last); every epoch is in frames/')
-    durations = [frame_ms] * (len(gif) - 1) + [max(3 * frame_ms, 2000)]
-    buf = io.BytesIO()
-    gif[0].save(buf, format='GIF', save_all=True, append_images=gif[1:], duration=durations, loop=0)
-    return paths, write_atomic(out_dir / 'cells.gif', buf.getvalue())
+    return paths, _write_gif([entries[e]['path'] for e in chosen], out_dir / 'cells.gif', frame_ms)
 
 
 # ---- (b) curves and (c) heat map ---------------------------------------------------------------
