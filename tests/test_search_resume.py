@@ -2,7 +2,6 @@
 disk, a diverging run and crafted checkpoints each stop with one clear line and never lose the last good checkpoint."""
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import resource
@@ -82,17 +81,10 @@ SMALL = ['--method', 'entrannas', '--synthetic', '--subset', '16', '--image-size
 
 
 @pytest.fixture(scope='module')
-def stopped(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SIGINT (what Ctrl-C sends) before weight step 3, the first step of epoch 2."""
+def stopped(tmp_path_factory: pytest.TempPathFactory, ctrl_c_before: Callable) -> Path:
+    """Ctrl-C before weight step 3, the first step of epoch 2."""
     out = tmp_path_factory.mktemp('stopped') / 'run'
-    calls, original = itertools.count(1), Searcher.weight_step
-
-    def weight_step(self, x, y):
-        if next(calls) == 3:
-            signal.raise_signal(signal.SIGINT)
-        return original(self, x, y)
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(Searcher, 'weight_step', weight_step)
+    with pytest.MonkeyPatch.context() as m, ctrl_c_before(Searcher, 'weight_step', call=3):
         m.setattr(sys, 'stderr', open(out.parent / 'stderr', 'w'))
         assert main([*SMALL, '--output', str(out)]) == 130
         sys.stderr.close()

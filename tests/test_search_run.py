@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -245,33 +243,15 @@ def test_diverging_run_records_and_keeps_nothing_non_finite(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ['config.json']
 
 
-def _interrupt_at_weight_step(monkeypatch, step: int) -> None:
-    """Deliver SIGINT (what Ctrl-C sends) just before weight step ``step`` (1-based) of the run."""
-    calls = itertools.count(1)
-    original = Searcher.weight_step
-
-    def weight_step(self, x, y):
-        if next(calls) == step:
-            signal.raise_signal(signal.SIGINT)
-        return original(self, x, y)
-    monkeypatch.setattr(Searcher, 'weight_step', weight_step)
-
-
-def test_ctrl_c_before_any_checkpoint_claims_none(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_before_any_checkpoint_claims_none(tmp_path, capsys, ctrl_c_before):
     import search.loop
-    original = search.loop.build_search_data
-
-    def interrupted_start_up(cfg):
-        signal.raise_signal(signal.SIGINT)
-        return original(cfg)
-    with monkeypatch.context() as m:
-        m.setattr(search.loop, 'build_search_data', interrupted_start_up)
+    with ctrl_c_before(search.loop, 'build_search_data'):
         assert main(['--method', 'darts', *FAST, '--output', str(tmp_path / 'a')]) == 130
     err = capsys.readouterr().err
     assert err == 'interrupted during start-up; no checkpoint was written (nothing to resume: start again)\n'
 
-    _interrupt_at_weight_step(monkeypatch, 2)  # epoch 1 has 2 steps
-    assert main(['--method', 'darts', *FAST, '--output', str(tmp_path / 'b')]) == 130
+    with ctrl_c_before(Searcher, 'weight_step', call=2):  # epoch 1 has 2 steps
+        assert main(['--method', 'darts', *FAST, '--output', str(tmp_path / 'b')]) == 130
     assert capsys.readouterr().err == ('interrupted during epoch 1; no checkpoint was written (nothing to resume: '
                                        'start again)\n')
     assert not (tmp_path / 'b' / 'checkpoint.pt').exists() and not list((tmp_path / 'b').glob('.*'))
