@@ -168,24 +168,16 @@ def _sparsify_dst(model) -> None:
 
 def _run_records(path: str) -> Dict[int, Dict[str, Any]]:
     """The per-epoch records of a search run (its directory or its ``metrics.jsonl``), by epoch."""
-    f = Path(path).expanduser()
-    f = f / 'metrics.jsonl' if f.is_dir() else f
+    from entrannas_timm.records import RecordError, read_metrics
     try:
-        lines = f.read_text().splitlines()
-    except OSError as e:
-        raise SystemExit(f'--dst-run: cannot read {f}: {e.strerror or e}') from None
-    records: Dict[int, Dict[str, Any]] = {}
-    for n, line in enumerate(lines, 1):
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise SystemExit(f'--dst-run: {f} line {n} is not JSON') from None
-        if isinstance(rec, dict) and isinstance(rec.get('epoch'), int) and isinstance(rec.get('arch'), dict):
-            records[rec['epoch']] = rec
+        log = read_metrics(path)
+    except RecordError as e:
+        raise SystemExit(f'--dst-run: {e}') from None
+    records = {r.epoch: dict(r.data) for r in log.records if r.get('arch') is not None}
     if not records:
-        raise SystemExit(f'--dst-run: {f} holds no epoch records')
+        raise SystemExit(f'--dst-run: {log.path} holds no epoch records with an architecture snapshot')
     if any('parameters' not in r['arch'] for r in records.values()):
-        raise SystemExit(f'--dst-run: {f} records no raw architecture parameters ("arch.parameters"); it was '
+        raise SystemExit(f'--dst-run: {log.path} records no raw architecture parameters ("arch.parameters"); it was '
                          'written by an older version and cannot be replayed')
     return records
 

@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='continue the run in --output from its checkpoint.pt (or from CHECKPOINT)')
     g.add_argument('--export-genotype', metavar='genotypes/NAME.json', help='also write the final genotype '
                    "here; in genotypes/ it builds with timm.create_model(..., genotype='NAME')")
+    g.add_argument('--allow-unsearched-genotype', action='store_true',
+                   help='write a genotype even if the architecture was never updated (--arch-warmup-epochs not '
+                   'smaller than --epochs): the initial architecture, a baseline; refused without this flag')
     g.add_argument('--quiet', action='store_true', help='print nothing but errors')
     g.add_argument('--json', action='store_true', help='print only JSON lines: one per epoch, then a "done" line')
     return p
@@ -147,8 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ConfigError, DataError, SearchError, GenotypeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
-    except KeyboardInterrupt:
-        print('interrupted; the last checkpoint (end of the last full epoch) is kept; continue with --resume',
-              file=sys.stderr)
+    except KeyboardInterrupt as e:  # run() says what was kept; before it started, nothing was written
+        print(str(e) or 'interrupted before the search started; nothing was written', file=sys.stderr)
         return 130
     return 0

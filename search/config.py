@@ -8,14 +8,16 @@ method-specific settings (``pc_k``, ``lam``, ...) are checked and defaulted by t
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from .methods import METHODS, SettingError, create_method, method_settings, parse_engine_cells
 
 __all__ = [
     'METHODS', 'DATASETS', 'PRESETS', 'SearchConfig', 'ConfigError', 'resolve_config', 'RESUME_MUTABLE',
-    'parse_engine_cells',
+    'parse_engine_cells', 'check_ranges', 'MIN_IMAGE_SIZE',
 ]
 
 DATASETS: Tuple[str, ...] = ('cifar10', 'cifar100', 'mnist', 'fashion-mnist', 'imagenet', 'imagefolder')
@@ -113,6 +115,7 @@ class SearchConfig:
     output: Optional[str] = None
     resume: Optional[str] = None
     export_genotype: Optional[str] = None
+    allow_unsearched_genotype: bool = False   # write a genotype even if the architecture was never updated
     quiet: bool = False
     json: bool = False
 
@@ -139,7 +142,7 @@ class SearchConfig:
 
 # settings that may change between a run and its --resume (everything else must match the checkpoint)
 RESUME_MUTABLE = frozenset({'output', 'resume', 'export_genotype', 'quiet', 'json', 'workers', 'data_dir', 'device',
-                            'threads'})
+                            'threads', 'allow_unsearched_genotype'})
 
 def resolve_config(explicit: Mapping[str, Any]) -> SearchConfig:
     """Defaults < preset < explicit flags, then method defaults and consistency checks."""
@@ -159,6 +162,7 @@ def resolve_config(explicit: Mapping[str, Any]) -> SearchConfig:
         cfg = SearchConfig(**values)
     except TypeError as e:
         raise ConfigError(str(e)) from None
+    check_ranges(cfg, set(explicit))
     _check(cfg, set(explicit))
     _resolve_method(cfg)
     if cfg.stem is None:
@@ -208,38 +212,64 @@ def _check(cfg: SearchConfig, explicit: set) -> None:
         raise ConfigError('--in-chans applies only to --synthetic data (real data sets its own channels)')
     if cfg.num_classes is not None and not cfg.synthetic:
         raise ConfigError('--num-classes applies only to --synthetic data (real data sets its own classes)')
-    positive = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, channels=cfg.channels, nodes=cfg.nodes,
-                    stem_multiplier=cfg.stem_multiplier)
-    for name, v in positive.items():
-        if not isinstance(v, int) or v < 1:
-            raise ConfigError(f'--{name.replace("_", "-")}: expected a positive integer, got {v!r}')
-    if cfg.layers < 3:
-        raise ConfigError(f'--layers: a super-net needs at least 3 cells (normal, reduce, reduce), got {cfg.layers}')
-    for name in ('subset', 'image_size', 'in_chans', 'num_classes', 'eval_channels', 'eval_layers', 'threads'):
-        v = getattr(cfg, name)
-        if v is not None and (not isinstance(v, int) or v < 1):
-            raise ConfigError(f'--{name.replace("_", "-")}: expected a positive integer, got {v!r}')
-    if cfg.workers < 0:
-        raise ConfigError(f'--workers: expected >= 0, got {cfg.workers}')
-    if cfg.arch_warmup_epochs < 0:
-        raise ConfigError(f'--arch-warmup-epochs: expected >= 0, got {cfg.arch_warmup_epochs}')
-    if cfg.arch_warmup_epochs >= cfg.epochs and 'arch_warmup_epochs' in explicit:
-        raise ConfigError(f'--arch-warmup-epochs {cfg.arch_warmup_epochs} >= --epochs {cfg.epochs}: the '
-                          'architecture would never be updated')
-    if cfg.lr_warmup_epochs < 0:
-        raise ConfigError(f'--lr-warmup-epochs: expected >= 0, got {cfg.lr_warmup_epochs}')
-    if cfg.arch_grad_clip < 0:
-        raise ConfigError(f'--arch-grad-clip: expected >= 0 (0 = off), got {cfg.arch_grad_clip}')
-    if cfg.temperature <= 0:
-        raise ConfigError(f'--temperature: expected > 0, got {cfg.temperature}')
-    if not 0 < cfg.train_portion < 1:
-        raise ConfigError(f'--train-portion: expected a value in (0, 1), got {cfg.train_portion}')
-    if not 0 < cfg.imagenet_portion <= 0.5:
-        raise ConfigError(f'--imagenet-portion: expected a value in (0, 0.5], got {cfg.imagenet_portion}')
-    if cfg.lr <= 0 or cfg.arch_lr <= 0 or cfg.min_lr < 0:
-        raise ConfigError('--lr and --arch-lr must be > 0 and --min-lr >= 0')
     if cfg.export_genotype is not None and not cfg.export_genotype.endswith('.json'):
         raise ConfigError(f'--export-genotype: expected a path ending in .json (genotypes/NAME.json), '
                           f'got {cfg.export_genotype!r}')
     if cfg.quiet and cfg.json:
         raise ConfigError('--quiet and --json contradict each other: --json already prints only JSON lines')
+
+
+# Smallest image each stem's super-net can take: every stride-2 edge (factorized reduce) needs at least 2 pixels.
+MIN_IMAGE_SIZE: Dict[str, int] = {'cifar': 3, 'imagenet': 17}
+_DEVICE = re.compile(r'cpu|cuda(:\d{1,4})?')
+_FLOATS = ('temperature', 'lam', 'init_threshold', 'train_portion', 'imagenet_portion', 'lr', 'min_lr', 'momentum',
+           'weight_decay', 'grad_clip', 'arch_lr', 'arch_weight_decay', 'threshold_decay', 'arch_grad_clip')
+_POSITIVE_INTS = ('epochs', 'batch_size', 'channels', 'nodes', 'stem_multiplier', 'layers', 'subset', 'image_size',
+                  'in_chans', 'num_classes', 'pc_k', 'eval_channels', 'eval_layers', 'threads')
+
+
+def _flag(name: str) -> str:
+    return '--' + name.replace('_', '-')
+
+
+def _in(cfg: SearchConfig, name: str, ok: Callable[[float], bool], expected: str) -> None:
+    v = getattr(cfg, name)
+    if v is not None and not ok(v):
+        raise ConfigError(f'{_flag(name)}: expected {expected}, got {v!r}')
+
+
+def check_ranges(cfg: SearchConfig, explicit: Set[str] = frozenset()) -> None:
+    """Reject values out of range for any method: non-finite numbers, negative rates, impossible sizes, unknown
+    devices. ``explicit`` names the settings given as flags (the others came from a preset or the defaults)."""
+    for name in _FLOATS:
+        _in(cfg, name, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+            'a finite number')
+    betas = cfg.arch_betas
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+        raise ConfigError(f'--arch-betas: expected two numbers in [0, 1) (Adam betas), got {betas!r}')
+    for name in _POSITIVE_INTS:
+        _in(cfg, name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, 'a positive integer')
+    _in(cfg, 'layers', lambda v: v >= 3, 'at least 3 cells (a super-net has a normal and two reduction cells)')
+    _in(cfg, 'workers', lambda v: isinstance(v, int) and v >= 0, 'an integer >= 0')
+    for name in ('arch_warmup_epochs', 'lr_warmup_epochs'):
+        _in(cfg, name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an integer >= 0')
+    for name in ('lr', 'arch_lr', 'temperature'):
+        _in(cfg, name, lambda v: v > 0, 'a number > 0')
+    for name in ('min_lr', 'weight_decay', 'arch_weight_decay', 'threshold_decay', 'grad_clip', 'arch_grad_clip'):
+        _in(cfg, name, lambda v: v >= 0, 'a number >= 0 (0 = off)' if 'clip' in name else 'a number >= 0')
+    _in(cfg, 'momentum', lambda v: 0 <= v < 1, 'a number in [0, 1)')
+    _in(cfg, 'train_portion', lambda v: 0 < v < 1, 'a fraction in (0, 1)')
+    _in(cfg, 'imagenet_portion', lambda v: 0 < v <= 0.5, 'a fraction in (0, 0.5]')
+    stem = cfg.stem or ('imagenet' if cfg.dataset in ('imagenet', 'imagefolder') else 'cifar')
+    smallest = MIN_IMAGE_SIZE.get(stem, 1)
+    _in(cfg, 'image_size', lambda v: v >= smallest, f'at least {smallest} pixels (the {stem} stem and two reduction '
+        'cells need it)')
+    if cfg.device is not None and not (isinstance(cfg.device, str) and _DEVICE.fullmatch(cfg.device)):
+        raise ConfigError(f'--device: expected cpu, cuda or cuda:N (N = GPU index), got {cfg.device!r}')
+    if cfg.arch_warmup_epochs >= cfg.epochs and not cfg.allow_unsearched_genotype:
+        source = '' if 'arch_warmup_epochs' in explicit or cfg.preset is None else f' (from --preset {cfg.preset})'
+        raise ConfigError(f'--arch-warmup-epochs {cfg.arch_warmup_epochs}{source} is not smaller than --epochs '
+                          f'{cfg.epochs}: the architecture would never be updated and the genotype would be the '
+                          'random initial one. Give more --epochs or fewer --arch-warmup-epochs, or pass '
+                          '--allow-unsearched-genotype if that is what you want')
