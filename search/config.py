@@ -256,7 +256,7 @@ def check_ranges(cfg: SearchConfig, explicit: Set[str] = frozenset()) -> None:
         _in(cfg, name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an integer >= 0')
     for name in ('lr', 'arch_lr', 'temperature'):
         _in(cfg, name, lambda v: v > 0, 'a number > 0')
-    for name in ('min_lr', 'weight_decay', 'arch_weight_decay', 'threshold_decay', 'grad_clip', 'arch_grad_clip'):
+    for name in ('min_lr', 'weight_decay', 'arch_weight_decay', 'grad_clip', 'arch_grad_clip'):
         _in(cfg, name, lambda v: v >= 0, 'a number >= 0 (0 = off)' if 'clip' in name else 'a number >= 0')
     _in(cfg, 'momentum', lambda v: 0 <= v < 1, 'a number in [0, 1)')
     _in(cfg, 'train_portion', lambda v: 0 < v < 1, 'a fraction in (0, 1)')
