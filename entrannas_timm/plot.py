@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
 
+from .errors import CLIError
 from .files import write_atomic
 from .genotype import CellSpec, Genotype, GenotypeError, GenotypeLike, node_label
 from .ops import op_family
@@ -176,7 +177,6 @@ def genotype_image(genotype: GenotypeLike, title: Optional[str] = None, subtitle
 # ---- command line -----------------------------------------------------------------------------
 def _cli_plot(args: argparse.Namespace) -> int:
     """Bad input (genotype, file name) is exit code 2; an environment without Graphviz, or failed I/O, 1."""
-    from .cli import CLIError
     try:
         g = Genotype.coerce(args.genotype)
         out = Path(args.output) if args.output else Path(f'{g.name or "genotype"}.svg')
