@@ -121,9 +121,7 @@ def load_model(spec: str, pretrained: bool = False, genotype: Optional[str] = No
     kwargs = {} if genotype is None else dict(genotype=genotype)
     try:
         return timm.create_model(spec, pretrained=pretrained, **kwargs).eval(), None, spec
-    except (GenotypeError, ValueError) as e:
-        raise CLIError(f'{spec}: {e}') from None
-    except RuntimeError as e:  # WeightsNotPublishedError and timm's own "no weights" errors
+    except (GenotypeError, ValueError, RuntimeError) as e:  # RuntimeError: WeightsNotPublishedError, timm's own
         raise CLIError(f'{spec}: {e}') from None
 
 

@@ -168,6 +168,7 @@ def test_bad_weights_and_folders_get_one_clear_line(hub, capsys, tmp_path):
          'not a readable safetensors file'),
         (['validate', str(work / 'zoo' / 'best.safetensors'), '--genotype', 'pc_darts_cifar', '--dataset',
           'fashion-mnist'], 'these weights do not fit the model'),
+        (['validate', 'darts_v2_cifar10', '--pretrained', '--dataset', 'cifar10'], 'no pretrained weights for'),
         (['export', str(work / 'custom'), '-o', str(work / 'export-custom')], 'already holds'),
         (['cache', str(broken), '--repo-id', 'acme/broken', '--cache-dir', str(tmp_path / 'cache')],
          'not a readable safetensors file'),
