@@ -1,18 +1,16 @@
 """The ``entrannas`` command (also ``python -m entrannas_timm``).
 
 Built-in subcommands: ``models`` (the registered zoo: genotype, family, params, MACs, input size,
-weights status per tag) and ``genotype`` (validate, pretty-print, convert DARTS text to our JSON).
-Other modules add subcommands through :data:`COMMAND_MODULES`: each listed module that can be
-imported exposes ``add_cli(subparsers) -> None``, which registers its parser with
-``set_defaults(func=handler)``; ``handler(args)`` returns the exit code (``None`` means 0). A module
-that does not exist is skipped. A failing command raises :class:`CLIError` (or :class:`GenotypeError`), which
-``main`` prints as one line on stderr with the error's exit code: 2 for bad input, 1 for an environment that
-cannot do it (a missing tool, a failed write).
+weights status per tag) and ``genotype`` (validate, pretty-print, convert DARTS text to our JSON). The other
+commands live in their own modules, each with ``add_cli(subparsers)``, which registers its parser with
+``set_defaults(func=handler)``; ``handler(args)`` returns the exit code (``None`` means 0). A failing command
+raises :class:`~entrannas_timm.errors.CLIError` (or :class:`GenotypeError`), which ``main`` prints as one line on
+stderr with the error's exit code: 2 for bad input, 1 for an environment that cannot do it (a missing tool, a
+failed write, a diverged run).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -20,31 +18,17 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import export, plot, publish, report, train, validate
+from .errors import CLIError
 from .genotype import Genotype, GenotypeError, load_genotype
 from .models import WEIGHTS_FILE
 
-__all__ = ['COMMAND_MODULES', 'CLIError', 'build_parser', 'main', 'model_rows', 'weights_status']
+__all__ = ['CLIError', 'build_parser', 'main', 'model_rows', 'weights_status']
 
 PROG = 'entrannas'
 
-COMMAND_MODULES: List[str] = [
-    'entrannas_timm.train',
-    'entrannas_timm.validate',
-    'entrannas_timm.export',
-    'entrannas_timm.publish',
-    'entrannas_timm.plot',
-    'entrannas_timm.report',
-]
-"""Optional modules that add subcommands via ``add_cli(subparsers)``; missing ones are skipped."""
-
-
-class CLIError(Exception):
-    """A command that cannot be carried out: printed as one line, no traceback, exit code ``exit_code``
-    (2, the default: bad input; 1: the environment lacks a tool or a write failed)."""
-
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
+COMMAND_MODULES = (train, validate, export, publish, plot, report)
+"""The modules whose ``add_cli(subparsers)`` adds the other subcommands, in ``--help`` order."""
 
 
 # ---- models ------------------------------------------------------------------------------------------
@@ -145,19 +129,8 @@ def _cmd_genotype(args: argparse.Namespace) -> int:
 
 
 # ---- parser and entry point ------------------------------------------------------------------------------
-def _load_command_modules(subparsers: argparse._SubParsersAction, modules: Sequence[str]) -> None:
-    for mod_name in modules:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:  # the command module is not there (yet); its own broken imports still raise
-                continue
-            raise
-        mod.add_cli(subparsers)
-
-
-def build_parser(modules: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
-    """The full parser: built-in subcommands plus those of the importable :data:`COMMAND_MODULES`."""
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: the built-in subcommands plus those of :data:`COMMAND_MODULES`."""
     from . import __version__
     parser = argparse.ArgumentParser(prog=PROG, description='EnTranNAS and DARTS-family models for timm.')
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
@@ -181,7 +154,8 @@ def build_parser(modules: Optional[Sequence[str]] = None) -> argparse.ArgumentPa
     p.add_argument('--name', help='name of the genotype; selects one of several in a DARTS genotypes.py')
     p.set_defaults(func=_cmd_genotype)
 
-    _load_command_modules(sub, COMMAND_MODULES if modules is None else modules)
+    for module in COMMAND_MODULES:
+        module.add_cli(sub)
     return parser
 
 

@@ -19,7 +19,22 @@ from .genotype import Genotype
 from .models import GENERIC_MODELS, HF_ORG, MODEL_GENOTYPES, WEIGHTS_FILE
 from .network import CellNetwork
 
-__all__ = ['model_args', 'model_card', 'save_pretrained', 'push_to_hub']
+__all__ = ['CITATIONS', 'model_args', 'model_card', 'save_pretrained', 'push_to_hub']
+
+CITATIONS = (
+    '@inproceedings{yang2021entrannas,\n'
+    '  title={Towards Improving the Consistency, Efficiency, and Flexibility of Differentiable Neural Architecture '
+    'Search},\n'
+    '  author={Yang, Yibo and You, Shan and Li, Hongyang and Wang, Fei and Qian, Chen and Lin, Zhouchen},\n'
+    '  booktitle={IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},\n'
+    '  year={2021}\n}',
+    '@inproceedings{liu2019darts,\n'
+    '  title={{DARTS}: Differentiable Architecture Search},\n'
+    '  author={Liu, Hanxiao and Simonyan, Karen and Yang, Yiming},\n'
+    '  booktitle={International Conference on Learning Representations (ICLR)},\n'
+    '  year={2019}\n}',
+)
+"""BibTeX of EnTranNAS and DARTS (the cell networks), cited by every model card."""
 
 _FAMILY_ARCH = {family: name for name, family in GENERIC_MODELS.items()}
 
@@ -61,8 +76,13 @@ def model_args(model: CellNetwork, architecture: Optional[str] = None) -> Dict[s
     return args
 
 
-def model_card(model: CellNetwork, name: str, architecture: Optional[str] = None) -> Dict[str, Any]:
-    """A timm model card (``generate_readme`` format) that records the genotype and its provenance."""
+def model_card(model: CellNetwork, name: str, architecture: Optional[str] = None,
+               extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """A timm model card (``generate_readme`` format) that records the genotype and its provenance.
+
+    ``extra`` adds to it: its ``details`` are merged into the card's, its ``description`` is appended, any other
+    key (``comparison``, ``license``, ...) is set.
+    """
     architecture = _architecture(model, architecture)
     g = model.genotype
     provenance = dict(g.provenance)
@@ -76,7 +96,7 @@ def model_card(model: CellNetwork, name: str, architecture: Optional[str] = None
     if provenance:
         details['Genotype provenance'] = {k: (v if isinstance(v, (str, int, float, bool)) else str(v))
                                           for k, v in provenance.items()}
-    return dict(
+    card = dict(
         description=f'A `{architecture}` network from the entrannas-timm model zoo, built from the '
                     f'genotype below. The full genotype is in `config.json` '
                     f'(`model_args.genotype`).\n\n```\n{g}\n```',
@@ -84,11 +104,20 @@ def model_card(model: CellNetwork, name: str, architecture: Optional[str] = None
         usage=(f"```python\nimport entrannas_timm, timm\nmodel = timm.create_model('hf-hub:{name}', pretrained=True)"
                "\n```\n"),
         tags=['image-classification', 'timm', 'entrannas', 'neural-architecture-search'],
+        citation=list(CITATIONS),
+        license='apache-2.0',
     )
+    extra = dict(extra or {})
+    card['details'].update(extra.pop('details', {}))
+    if 'description' in extra:
+        card['description'] += '\n\n' + extra.pop('description')
+    card.update(extra)
+    return card
 
 
 def save_pretrained(model: CellNetwork, directory: Union[str, os.PathLike], architecture: Optional[str] = None,
-                    name: Optional[str] = None, data_config: Optional[Dict[str, Any]] = None) -> Path:
+                    name: Optional[str] = None, data_config: Optional[Dict[str, Any]] = None,
+                    card: Optional[Dict[str, Any]] = None, files: Optional[Dict[str, bytes]] = None) -> Path:
     """Write ``config.json``, ``model.safetensors`` and ``README.md`` into ``directory`` (atomically per file).
 
     Args:
@@ -98,6 +127,8 @@ def save_pretrained(model: CellNetwork, directory: Union[str, os.PathLike], arch
             family's ``darts_v2_*``).
         name: Hub repo id for the model card's usage snippet (default ``{HF_ORG}/<folder name>``).
         data_config: Preprocessing to record if it differs from the model's pretrained cfg (timm's argument).
+        card: Additions to the model card (see :func:`model_card`).
+        files: More files to write next to them (name -> content), e.g. a cell diagram the card shows.
     """
     directory = Path(directory)
     architecture = _architecture(model, architecture)
@@ -110,9 +141,11 @@ def save_pretrained(model: CellNetwork, directory: Union[str, os.PathLike], arch
     try:
         save_for_hf(model, tmp, model_args=args, safe_serialization=True, data_config=data_config,
                     model_config=dict(pretrained_cfg=dict(hf_hub_filename=WEIGHTS_FILE)))
-        card = model_card(model, name or f'{HF_ORG}/{directory.name}', architecture)
-        (tmp / 'README.md').write_text(generate_readme(card, (name or directory.name).split('/')[-1]),
+        readme = model_card(model, name or f'{HF_ORG}/{directory.name}', architecture, card)
+        (tmp / 'README.md').write_text(generate_readme(readme, (name or directory.name).split('/')[-1]),
                                        encoding='utf-8')
+        for fname, data in (files or {}).items():
+            (tmp / fname).write_bytes(data)
         directory.mkdir(parents=True, exist_ok=True)
         for f in tmp.iterdir():
             os.replace(f, directory / f.name)

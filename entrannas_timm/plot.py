@@ -17,6 +17,7 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
 
+from .errors import CLIError
 from .files import write_atomic
 from .genotype import CellSpec, Genotype, GenotypeError, GenotypeLike, node_label
 from .ops import op_family
@@ -199,7 +200,6 @@ def _default_output(genotype: Genotype) -> Path:
 
 def _cli_plot(args: argparse.Namespace) -> int:
     """Bad input (genotype, file name) is exit code 2; an environment without Graphviz, or failed I/O, 1."""
-    from .cli import CLIError
     try:
         g = Genotype.coerce(args.genotype)
         out = Path(args.output) if args.output else _default_output(g)

@@ -1,13 +1,14 @@
-"""Model cost: parameters (as the papers count them) and multiply-adds, via torch's FlopCounterMode."""
+"""Model cost: parameters (as the papers count them), multiply-adds via torch's FlopCounterMode, peak memory."""
 from __future__ import annotations
 
+import resource
 from typing import Dict, Sequence
 
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ['count_params', 'count_macs', 'model_cost']
+__all__ = ['count_params', 'count_macs', 'model_cost', 'peak_memory_mb']
 
 
 def count_params(model: nn.Module, exclude: Sequence[str] = ('aux_head',)) -> int:
@@ -36,3 +37,10 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> int:
 
 def model_cost(model: nn.Module, input_size: Sequence[int]) -> Dict[str, int]:
     return {'params': count_params(model), 'macs': count_macs(model, input_size)}
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: allocated tensors on a CUDA device, else the process's peak resident set (MiB)."""
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

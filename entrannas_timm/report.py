@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import __version__
+from .errors import CLIError
 from .files import write_atomic
 from .genotype import Genotype, node_label
 from .plot import GraphvizNotFoundError, genotype_graph, genotype_image, provenance_line, render_graph
@@ -597,7 +598,6 @@ def build_report(run_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLi
 
 def _cli_report(args: argparse.Namespace) -> int:
     """An unusable run directory is exit code 2; an environment without Graphviz, or failed I/O, 1."""
-    from .cli import CLIError
     try:
         path = build_report(args.run_dir, args.output, frame_ms=args.frame_ms, gif_frames=args.gif_frames)
     except ReportError as e:
