@@ -2,7 +2,7 @@
 
 A :class:`Cell` compiles its genotype once into per-source operation lists; ``forward`` is a short loop
 over source nodes. With ``feature_sharing`` an op applied to the same source is computed once for all
-the nodes it feeds (METHOD.md §4); without it, every connection owns its op, exactly as DARTS.
+the nodes it feeds (docs/method.md, *Feature sharing*); without it, every connection owns its op, exactly as DARTS.
 :class:`CellNetwork` stacks cells (reductions at 1/3 and 2/3 depth) behind a CIFAR or ImageNet stem and
 implements the full timm model API.
 """

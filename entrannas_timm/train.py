@@ -538,11 +538,12 @@ def _run(cfg: TrainConfig, out: Path, ckpt: Optional[Dict[str, Any]], dist: Dict
         probe = trainer.model.training
         cost = model_cost(_inference_copy(trainer.model), train.data_config()['input_size'])
         trainer.model.train(probe)
-        config = dict(settings=cfg.to_dict(), model=dict(spec, **cost), versions=_versions(), world_size=world,
-                      data=dict(dataset=cfg.dataset, train_images=len(train), val_split=val.split,
-                                val_images=len(val), steps_per_epoch=steps, **train.data_config()))
-        write_atomic(out / CONFIG, json.dumps(config, indent=2) + '\n')
-        if ckpt is not None:  # records written after the checkpoint by the interrupted run are dropped
+        if ckpt is None:  # a resumed run keeps the config.json its settings were just checked against
+            config = dict(settings=cfg.to_dict(), model=dict(spec, **cost), versions=_versions(), world_size=world,
+                          data=dict(dataset=cfg.dataset, train_images=len(train), val_split=val.split,
+                                    val_images=len(val), steps_per_epoch=steps, **train.data_config()))
+            write_atomic(out / CONFIG, json.dumps(config, indent=2) + '\n')
+        else:  # records written after the checkpoint by the interrupted run are dropped
             write_atomic(out / METRICS, ''.join(json.dumps(r) + '\n' for r in records))
         printer.text(f'{spec["name"]}: {cost["params"] / 1e6:.3f}M params, {cost["macs"] / 1e6:.1f}M MACs at '
                      f'{"x".join(map(str, train.data_config()["input_size"]))}; {len(train)} training images, '

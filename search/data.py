@@ -1,4 +1,4 @@
-"""Search data: the two disjoint splits of a training set (weights / architecture), METHOD.md §6.
+"""Search data: the two disjoint splits of a training set (weights / architecture) (docs/method.md, *Protocols*).
 
 CIFAR-like sets split their training images ``train_portion`` / rest (half / half by default, as DARTS);
 ImageNet and other large folders use two disjoint random ``imagenet_portion`` samples per seed. Small

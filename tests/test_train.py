@@ -300,7 +300,8 @@ def test_two_gloo_processes_train_the_weights_of_one(tmp_path):
         assert a.keys() == b.keys()
         for k in a:  # parameters and BN statistics alike
             torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-5, msg=f'{name}: {k}')
-    assert _no_timing(single.records) == _no_timing(_records(ddp))
+    # losses and accuracies are averaged over ranks in another summation order: equal to float tolerance
+    assert _no_timing(single.records) == [pytest.approx(r, rel=1e-5) for r in _no_timing(_records(ddp))]
     assert json.loads((ddp / 'config.json').read_text())['world_size'] == 2
 
 
