@@ -138,8 +138,8 @@ def _format_table(rows: List[Dict[str, Any]], columns: Sequence[str]) -> str:
     return '\n'.join(lines)
 
 
-def _number(value: Any, fmt: str = '') -> str:
-    return '-' if value is None else format(value, fmt)
+def _number(value: Any, unit: str = '') -> str:
+    return '-' if value is None else f'{value}{unit}'
 
 
 def _cmd_cells(args: argparse.Namespace) -> int:
@@ -151,9 +151,9 @@ def _cmd_cells(args: argparse.Namespace) -> int:
     for r in rows:
         rep, ours, authors = r['reported'], r['ours'], r['authors']
         table.append([r['genotype'], r['method'] or '-', r['paper_id'] or '-',
-                      f"{_number(rep.get('cifar10_test_error'))} / {_number(rep.get('cifar10_params_m'))}M",
+                      f"{_number(rep.get('cifar10_test_error'))} / {_number(rep.get('cifar10_params_m'), 'M')}",
                       f"{ours['cifar']['params']:,}", 'yes' if authors.get('cifar') == ours['cifar']['params'] else '-',
-                      f"{_number(rep.get('imagenet_top1_error'))} / {_number(rep.get('imagenet_params_m'))}M",
+                      f"{_number(rep.get('imagenet_top1_error'))} / {_number(rep.get('imagenet_params_m'), 'M')}",
                       f"{ours['imagenet']['params']:,}", f"{ours['imagenet']['macs'] / 1e6:.0f}M",
                       'yes' if authors.get('imagenet') == ours['imagenet']['params'] else '-'])
     print(_format_table(table, ('cell', 'method', 'paper', 'C10 err/params (paper)', 'C10 params', '= authors',
