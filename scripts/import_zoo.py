@@ -227,7 +227,7 @@ CELLS: List[Cell] = [
           network={IMAGENET: {'channels': 50}},
           reported=dict(imagenet_top1_error=26.0, imagenet_params_m=5.3, imagenet_macs_m=581,
                         source='ImageNet as cited in the MiLeNAS paper, Table 2 (GDAS: 26.0 % top-1, 5.3M, 581M); '
-                               'the GDAS abstract\'s 2.82 % / 2.5M is the FRC variant'),
+                               'the GDAS abstract\'s 2.82 % / 2.5M cannot be this cell, which has 3.37M parameters'),
           notes=['The ImageNet network has 50 channels (configs/archs/NAS-IMAGENET-GDAS_V1.config); the CIFAR '
                  'network 36 channels and 6 cells per stage (NAS-CIFAR-GDAS_V1.config).',
                  'The authors\' 2019 copy (others/GDAS/lib/nas/genotypes.py, commit c72e66b of this repository) '
@@ -264,7 +264,8 @@ CELLS: List[Cell] = [
             reported=_c10(round(100 - acc, 2), params, FAIRDARTS_README, cifar10_macs_m=macs),
             notes=[FAIRDARTS_NOTE, 'No ImageNet network of the repository builds the triple form: the reference '
                    'ImageNet count is its NetworkImageNet with its Cell replaced by its DCOCell at run time. '
-                   'FairDARTS\'s ImageNet models are in another search space and are not imported.'])
+                   'The repository has no ImageNet genotype of the DARTS space; FairDARTS\'s ImageNet models are '
+                   'not imported.'])
       for x, macs, params, acc in FAIRDARTS],
     _cell('drnas_cifar10', 'xiangning-chen/DrNAS', 'DARTS-space/genotypes.py', 'DrNAS_cifar10',
           reported=_c10(2.46, 4.1, 'the repository README ("On DARTS Space (CIFAR-10)"); 2.46 ± 0.03 %')),
