@@ -1,69 +1,40 @@
-"""torch.hub entrypoints of the entrannas-timm model zoo.
+"""torch.hub entrypoints of the entrannas-timm model zoo, one per registered model.
 
 ``torch.hub.load('<checkout or owner/repo>', 'darts_v2_cifar10', genotype=..., pretrained=...)`` returns the
 same network as ``timm.create_model``; every timm keyword (``num_classes``, ``in_chans``, ``channels``,
 ``layers``, ``drop_path_rate``, ``features_only``, ...) and ``genotype=`` (bundled name, file path, dict or
-Genotype) passes through.
+Genotype) passes through. The entrypoints are made from the registry (``entrannas_timm.models``), so a model
+registered there is listed here; ``entrannas models`` prints their parameter counts and MACs.
 """
 dependencies = ['torch', 'timm', 'huggingface_hub', 'safetensors']
 
-import timm
-import torch.nn as nn
+# private names only: torch.hub lists every public callable of this module as an entrypoint
+from typing import Callable as _Callable
 
-import entrannas_timm  # noqa: F401  (registers the zoo with timm)
+import timm as _timm
+import torch.nn as _nn
 
-
-def cellnet_cifar(pretrained: bool = False, **kwargs) -> nn.Module:
-    """Any genotype (``genotype=``) as a CIFAR family network: 20 cells, 36 channels, 32x32 input.
-
-    Without ``genotype=`` it builds ``darts_v2`` (3,349,342 params).
-    """
-    return timm.create_model('cellnet_cifar', pretrained=pretrained, **kwargs)
+from entrannas_timm.models import FAMILIES as _FAMILIES  # importing entrannas_timm registers the zoo with timm
+from entrannas_timm.models import MODEL_GENOTYPES as _MODEL_GENOTYPES
 
 
-def cellnet_imagenet(pretrained: bool = False, **kwargs) -> nn.Module:
-    """Any genotype (``genotype=``) as an ImageNet mobile family network: 14 cells, 48 channels, 224x224 input.
-
-    Without ``genotype=`` it builds ``darts_v2`` (4,718,752 params).
-    """
-    return timm.create_model('cellnet_imagenet', pretrained=pretrained, **kwargs)
-
-
-def darts_v1_cifar10(pretrained: bool = False, **kwargs) -> nn.Module:
-    """DARTS (first order) cell, CIFAR family: 20 cells, 36 channels, 32x32 input, 3,169,414 params.
-
-    Genotype ``darts_v1`` (published by the DARTS authors). https://arxiv.org/abs/1806.09055
-    """
-    return timm.create_model('darts_v1_cifar10', pretrained=pretrained, **kwargs)
+def _describe(name: str, genotype: str, family: str) -> str:
+    """The registered entrypoint's summary, then genotype, family and size as the registry defines them."""
+    summary = (_timm.models.model_entrypoint(name).__doc__ or name).strip().splitlines()[0]
+    size = _FAMILIES[family]
+    input_size = 'x'.join(str(s) for s in _timm.models.get_pretrained_cfg(name).input_size)
+    return (f"{summary}\n\nGenotype ``{genotype}`` (any other with ``genotype=``); family ``{family}``: "
+            f"{size['stem_type']} stem, {size['layers']} cells, {size['channels']} channels, {input_size} input.\n"
+            f"Same as ``timm.create_model('{name}', pretrained=pretrained, **kwargs)``.")
 
 
-def darts_v2_cifar10(pretrained: bool = False, **kwargs) -> nn.Module:
-    """DARTS (second order) cell, CIFAR family: 20 cells, 36 channels, 32x32 input, 3,349,342 params.
+def _entrypoint(name: str, genotype: str, family: str) -> _Callable[..., _nn.Module]:
+    def entrypoint(pretrained: bool = False, **kwargs) -> _nn.Module:
+        return _timm.create_model(name, pretrained=pretrained, **kwargs)
 
-    Genotype ``darts_v2`` (published by the DARTS authors). https://arxiv.org/abs/1806.09055
-    """
-    return timm.create_model('darts_v2_cifar10', pretrained=pretrained, **kwargs)
-
-
-def darts_v2_imagenet(pretrained: bool = False, **kwargs) -> nn.Module:
-    """DARTS (second order) cell, ImageNet mobile family: 14 cells, 48 channels, 224x224 input, 4,718,752 params.
-
-    Genotype ``darts_v2`` (published by the DARTS authors). https://arxiv.org/abs/1806.09055
-    """
-    return timm.create_model('darts_v2_imagenet', pretrained=pretrained, **kwargs)
+    entrypoint.__name__ = entrypoint.__qualname__ = name
+    entrypoint.__doc__ = _describe(name, genotype, family)
+    return entrypoint
 
 
-def pc_darts_cifar10(pretrained: bool = False, **kwargs) -> nn.Module:
-    """PC-DARTS CIFAR-10 cell, CIFAR family: 20 cells, 36 channels, 32x32 input, 3,634,678 params.
-
-    Genotype ``pc_darts_cifar`` (published by the PC-DARTS authors). https://arxiv.org/abs/1907.05737
-    """
-    return timm.create_model('pc_darts_cifar10', pretrained=pretrained, **kwargs)
-
-
-def pc_darts_imagenet(pretrained: bool = False, **kwargs) -> nn.Module:
-    """PC-DARTS ImageNet cell, ImageNet mobile family: 14 cells, 48 channels, 224x224 input, 5,342,464 params.
-
-    Genotype ``pc_darts_image`` (published by the PC-DARTS authors). https://arxiv.org/abs/1907.05737
-    """
-    return timm.create_model('pc_darts_imagenet', pretrained=pretrained, **kwargs)
+globals().update({name: _entrypoint(name, *spec) for name, spec in _MODEL_GENOTYPES.items()})

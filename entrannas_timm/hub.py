@@ -1,7 +1,7 @@
 """Hugging Face Hub checkpoints: save and publish zoo models in timm's Hub layout.
 
 A checkpoint is a folder (or Hub repo) with ``config.json`` + ``model.safetensors`` (+ ``README.md``), written
-by timm's own :func:`timm.models._hub.save_for_hf` / :func:`~timm.models._hub.push_to_hf_hub`. The config's
+by timm's own :func:`timm.models.save_for_hf` / :func:`~timm.models.push_to_hf_hub`. The config's
 ``model_args`` hold everything needed to rebuild the same architecture — the genotype (as a dict when it is
 not the entrypoint's bundled one), channels, layers, input channels, classes — so that
 ``timm.create_model('hf-hub:ORG/NAME', pretrained=True)`` gives back the identical network.
@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from timm.models import get_pretrained_cfg
-from timm.models._hub import generate_readme, push_to_hf_hub, save_for_hf
+from timm.models import get_pretrained_cfg, push_to_hf_hub, save_for_hf
+from timm.models._hub import generate_readme  # timm's model-card format; timm.models does not export it
 
 from .genotype import Genotype
 from .models import GENERIC_MODELS, HF_ORG, MODEL_GENOTYPES, WEIGHTS_FILE

@@ -7,10 +7,11 @@ safetensors and loads through timm's own loader.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Optional
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
 from .data import DATASET_STATS
 from .genotype import Genotype, GenotypeError, GenotypeLike
@@ -23,7 +24,7 @@ HF_ORG = 'entrannas'
 """The Hugging Face organisation that hosts every published checkpoint of the zoo."""
 
 WEIGHTS_FILE = 'model.safetensors'
-"""Checkpoints are safetensors only: timm's loader is pointed at this file, never at a pickle."""
+"""Published checkpoints are safetensors only: registry tags point timm's loader at this file, never at a pickle."""
 
 CIFAR10_MEAN, CIFAR10_STD = DATASET_STATS['cifar10']
 
@@ -129,23 +130,36 @@ def _unpublished(name: str, reason: str) -> WeightsNotPublishedError:
         'pretrained_cfg_overlay=dict(file="path/to/model.safetensors") or timm.create_model("hf-hub:ORG/NAME").')
 
 
-def _check_weights(variant: str, kwargs: Dict[str, Any]) -> None:
-    """Fail fast, before any network access, when a registry tag's weights are neither published nor cached."""
+def _check_weights(variant: str, kwargs: Dict[str, Any]) -> bool:
+    """Fail fast, before any network access, on a weights file that does not exist or a registry tag whose
+    weights are neither published nor cached. True when the weights will come from the Hugging Face Hub."""
     from huggingface_hub import constants, try_to_load_from_cache
-    from timm.models._builder import _resolve_pretrained_source, resolve_pretrained_cfg
 
     cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay')).to_dict()
-    load_from, loc = _resolve_pretrained_source(cfg)
-    if load_from != 'hf-hub' or cfg.get('source') == 'hf-hub':
-        return  # an explicit file / state dict / URL, or an hf-hub: model whose config timm already fetched
-    repo_id, filename = loc if isinstance(loc, tuple) else (loc, WEIGHTS_FILE)
+    # the order in which timm's loader picks a source, read from documented PretrainedCfg fields (timm has no
+    # public function for the choice): a given source (hf-hub:, local-dir:), a state dict, a file, hf_hub_id
+    if cfg.get('source') in ('hf-hub', 'local-dir'):
+        return cfg['source'] == 'hf-hub'  # timm has read the checkpoint's config.json there already
+    if cfg.get('state_dict'):
+        return False
+    if cfg.get('file'):
+        file = os.fspath(cfg['file'])
+        if not os.path.isfile(file):
+            overlay = kwargs.get('pretrained_cfg_overlay') or {}
+            given = 'pretrained_cfg_overlay' if overlay.get('file') else 'pretrained_cfg'
+            raise FileNotFoundError(f"{given}['file']: no weights file at {file!r}")
+        return False
+    if not cfg.get('hf_hub_id'):
+        return False
+    repo_id, filename = cfg['hf_hub_id'], cfg.get('hf_hub_filename') or WEIGHTS_FILE
     name = f"{variant}.{cfg['tag']}" if cfg.get('tag') else variant
     if isinstance(try_to_load_from_cache(repo_id, filename, cache_dir=kwargs.get('cache_dir')), str):
-        return
+        return True
     if constants.HF_HUB_OFFLINE:
         raise _unpublished(name, f'{repo_id}/{filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set')
     if name not in PUBLISHED_TAGS:
         raise _unpublished(name, f'this tag has no published weights (hf-hub:{repo_id} is reserved for them)')
+    return True
 
 
 def _create_network(variant: str, pretrained: bool = False, genotype: Optional[GenotypeLike] = None,
@@ -158,13 +172,12 @@ def _create_network(variant: str, pretrained: bool = False, genotype: Optional[G
     # features come from forward_intermediates (cells take two inputs, so no sequential/hook rewrite)
     feature_cfg = dict(feature_cls=CellFeatureGetter, out_indices=tuple(range(n_features)))
     feature_cfg.update(model_kwargs.pop('feature_cfg', None) or {})
-    if pretrained:
-        _check_weights(variant, model_kwargs)
+    from_hub = pretrained and _check_weights(variant, model_kwargs)
     try:
         return build_model_with_cfg(
             CellNetwork, variant, pretrained, genotype=genotype, feature_cfg=feature_cfg, **model_kwargs)
     except _hub_errors() as e:
-        if not pretrained:
+        if not from_hub:
             raise
         raise _unpublished(variant, f'{type(e).__name__}: {e}') from e
 

@@ -6,20 +6,28 @@ the nodes it feeds (METHOD.md §4); without it, every connection owns its op, ex
 :class:`CellNetwork` stacks cells (reductions at 1/3 and 2/3 depth) behind a CIFAR or ImageNet stem and
 implements the full timm model API.
 """
+import numbers
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from timm.layers import ClassifierHead, drop_path, get_device_dtype, register_notrace_module
-from timm.models._features import FeatureGetterNet, feature_take_indices
-from timm.models._manipulate import checkpoint
+from timm.models import checkpoint
+from timm.models._features import FeatureGetterNet, feature_take_indices  # used by timm's models, not exported
 
 from .genotype import CellSpec, Genotype, GenotypeLike
 from .ops import FactorizedReduce, ReLUConvBN, make_op
 
-__all__ = ['make_stem', 'Cell', 'CellNetwork', 'AuxiliaryHead', 'CellFeatureGetter', 'STEM_TYPES']
+__all__ = ['make_stem', 'Cell', 'CellNetwork', 'AuxiliaryHead', 'CellFeatureGetter', 'STEM_TYPES', 'check_drop_rate']
 
 STEM_TYPES = ('cifar', 'imagenet')
+
+
+def check_drop_rate(name: str, value: float) -> float:
+    """A drop probability ``0 <= p < 1`` (``p = 1`` drops everything), checked when set, not at the first step."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0. <= value < 1.:
+        raise ValueError(f'{name}: expected a probability 0 <= p < 1, got {value!r}')
+    return float(value)
 
 
 def make_stem(stem_type: str, in_chans: int, C_out: int, device=None, dtype=None) -> Tuple[nn.Module, nn.Module]:
@@ -199,6 +207,8 @@ class CellNetwork(nn.Module):
             raise ValueError(f'layers: a network needs at least 3 cells (normal/reduce/reduce), got {layers}')
         if channels < 2 or channels % 2:
             raise ValueError(f'channels: expected an even number >= 2, got {channels}')
+        drop_rate = check_drop_rate('drop_rate', drop_rate)
+        drop_path_rate = check_drop_rate('drop_path_rate', drop_path_rate)
         self.genotype = Genotype.coerce(genotype)
         self.stem_type = stem_type
         stem_multiplier = stem_multiplier or (3 if stem_type == 'cifar' else 1)
@@ -283,8 +293,9 @@ class CellNetwork(nn.Module):
     @torch.jit.ignore
     def set_drop_path(self, prob: float) -> None:
         """Set the drop-path probability of every cell (DARTS ramps it linearly over the epochs)."""
+        prob = check_drop_rate('set_drop_path(prob)', prob)
         for cell in self.cells:
-            cell.drop_prob = float(prob)
+            cell.drop_prob = prob
 
     # ---- forward --------------------------------------------------------------------------------
     def _run_cells(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:

@@ -3,7 +3,7 @@
 ``OPS[name](C, stride, affine)`` builds an operation that maps ``C`` channels to ``C`` channels with
 the given stride, with DARTS's exact layouts (``cnn/operations.py`` of the original code). The search
 super-net and the evaluation networks both call :func:`make_op`; the search form differs only in
-``affine=False`` batch norms and a batch norm after each pooling (METHOD.md §2).
+``affine=False`` batch norms and a batch norm after each pooling (docs/method.md, *Search space*).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch.nn as nn
 from timm.layers import register_notrace_module
 
 __all__ = [
-    'OPS', 'SPACES', 'STANDARD_OPS', 'EXTENDED_OPS', 'PARAMETER_FREE_OPS',
+    'OPS', 'SPACES', 'STANDARD_OPS', 'EXTENDED_OPS',
     'make_op', 'ReLUConvBN', 'SepConv', 'DilConv', 'FactorizedReduce', 'Zero', 'op_family',
 ]
 
@@ -68,8 +68,9 @@ class SepConv(nn.Sequential):
 class FactorizedConv(nn.Sequential):
     """ReLU -> 1xk conv (strided) -> kx1 conv -> BN: the factorized convolutions of the extended space.
 
-    Our choice of layout (METHOD.md §2): the whole stride sits on the first conv, so the second conv
-    runs at the output resolution.
+    Our choice of layout (docs/method.md, *Search space*): the whole stride sits on the first conv, so the
+    second conv runs at the output resolution (DARTS's unused ``conv_7x1_1x7`` splits it, ``(1, s)`` then
+    ``(s, 1)``).
     """
 
     def __init__(self, C: int, k: int, stride: int, affine: bool = True, device=None, dtype=None):
@@ -147,8 +148,6 @@ EXTENDED_OPS: Tuple[str, ...] = STANDARD_OPS + (
     'conv_1x1', 'conv_3x3', 'conv_1x3_3x1', 'conv_1x5_5x1', 'conv_1x7_7x1',
 )
 SPACES: Dict[str, Tuple[str, ...]] = {'standard': STANDARD_OPS, 'extended': EXTENDED_OPS}
-
-PARAMETER_FREE_OPS = frozenset({'none', 'max_pool_3x3', 'avg_pool_3x3', 'skip_connect'})
 
 
 def make_op(name: str, C: int, stride: int, search: bool = False, device=None, dtype=None) -> nn.Module:

@@ -11,7 +11,9 @@ import argparse
 import html
 import io
 import os
+import re
 import shutil
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
 
@@ -57,6 +59,21 @@ def _import_graphviz() -> Any:
     return graphviz
 
 
+def _printable(text: str) -> str:
+    """Control characters and lone surrogates (no SVG or PDF can hold them) shown as U+FFFD; newlines kept."""
+    return ''.join('\ufffd' if ch != '\n' and unicodedata.category(ch) in ('Cc', 'Cs') else ch for ch in text)
+
+
+def _dot_text(text: str) -> str:
+    """A user string as a DOT id or label: quoted where needed, never read as ``<html>`` or ``\\N``-style escapes."""
+    return _import_graphviz().escape(_printable(text))
+
+
+def _html_text(text: str) -> str:
+    """A user string inside a Graphviz HTML-like label: markup escaped, backslashes literal, newlines as breaks."""
+    return html.escape(_printable(text).replace('\\', '\\\\')).replace('\n', '<br/>')
+
+
 def family_colour(op: str) -> str:
     return FAMILY_COLOURS.get(op_family(op), _OTHER_COLOUR)
 
@@ -75,10 +92,10 @@ def _header(heading: str, subheading: str, families: Sequence[str]) -> str:
     """HTML-like graph label: heading, provenance and a colour legend of the op families used."""
     rows = []
     if heading:
-        rows.append(f'<tr><td><font point-size="18"><b>{html.escape(heading)}</b></font></td></tr>')
+        rows.append(f'<tr><td><font point-size="18"><b>{_html_text(heading)}</b></font></td></tr>')
     if subheading:
-        rows.append(f'<tr><td><font point-size="12">{html.escape(subheading)}</font></td></tr>')
-    legend = '  '.join(f'<font color="{FAMILY_COLOURS.get(f, _OTHER_COLOUR)}">&#9632; {html.escape(f)}</font>'
+        rows.append(f'<tr><td><font point-size="12">{_html_text(subheading)}</font></td></tr>')
+    legend = '  '.join(f'<font color="{FAMILY_COLOURS.get(f, _OTHER_COLOUR)}">&#9632; {_html_text(f)}</font>'
                        for f in families)
     rows.append(f'<tr><td><font point-size="11">{legend}</font></td></tr>')
     return '<<table border="0" cellspacing="2">' + ''.join(rows) + '</table>>'
@@ -99,7 +116,7 @@ def _add_cell(dot: Any, cell: CellSpec, kind: str) -> None:
         c.node(f'{kind}_out', 'c_{k}', fillcolor=_NODE_FILL['output'])
         for j, op, inp in cell.connections():
             colour = family_colour(op)
-            c.edge(f'{kind}_{inp}', f'{kind}_{j + 2}', label=op, color=colour, fontcolor=colour)
+            c.edge(f'{kind}_{inp}', f'{kind}_{j + 2}', label=_dot_text(op), color=colour, fontcolor=colour)
         for k in cell.concat:
             c.edge(f'{kind}_{k}', f'{kind}_out', color='#888888', style='dashed', arrowsize='0.6')
 
@@ -112,7 +129,7 @@ def genotype_graph(genotype: GenotypeLike, title: Optional[str] = None, subtitle
     heading = (g.name or 'genotype') if title is None else title
     subheading = provenance_line(g) if subtitle is None else subtitle
     families = sorted({op_family(op) for op in g.ops_used()})
-    dot = graphviz.Digraph(name=g.name or 'genotype')
+    dot = graphviz.Digraph(name=_dot_text(g.name or 'genotype'))
     dot.attr(rankdir='LR', labelloc='t', label=_header(heading, subheading, families), fontname=_FONT,
              nodesep='0.25', ranksep='0.6', bgcolor='white', pad='0.2')
     if dpi:
@@ -174,12 +191,18 @@ def genotype_image(genotype: GenotypeLike, title: Optional[str] = None, subtitle
 
 
 # ---- command line -----------------------------------------------------------------------------
+def _default_output(genotype: Genotype) -> Path:
+    """``NAME.svg`` in the current directory, the name reduced to a safe file name (no ``/``, ``..``, markup)."""
+    stem = re.sub(r'[^\w.-]+', '_', genotype.name or '').strip('._')[:100]
+    return Path(f'{stem or "genotype"}.svg')
+
+
 def _cli_plot(args: argparse.Namespace) -> int:
     """Bad input (genotype, file name) is exit code 2; an environment without Graphviz, or failed I/O, 1."""
     from .cli import CLIError
     try:
         g = Genotype.coerce(args.genotype)
-        out = Path(args.output) if args.output else Path(f'{g.name or "genotype"}.svg')
+        out = Path(args.output) if args.output else _default_output(g)
         written = plot_genotype(g, out, title=args.title)
     except (GenotypeError, ValueError) as e:
         raise CLIError(str(e)) from e

@@ -4,7 +4,8 @@ Reads a run directory written by ``python -m search`` (``metrics.jsonl``, ``conf
 search has finished, ``genotype.json``) and writes:
 
 - ``frames/epoch_NNN.png`` and ``cells.gif``: the derived normal and reduction cells at every recorded epoch
-  (the EnTranNAS-DST "video": all connections active at first, then cut gradually);
+  (the EnTranNAS-DST "video": all connections active at first, then cut gradually); the GIF shows at most
+  ``--gif-frames`` of them, and ``frames/index.json`` lets the next report reuse frames that did not change;
 - ``curves.png``: accuracy and loss, DST thresholds t_j, active connections per node, skip-connect count,
   params/MACs of the derived network;
 - ``arch_weights.png``: the final architecture weights per edge and op (normal and reduction cells);
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import html
 import io
 import json
@@ -27,32 +29,57 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Un
 
 from . import __version__
 from .files import write_atomic
-from .genotype import Genotype, GenotypeError, node_label
-from .plot import GraphvizNotFoundError, genotype_image, plot_genotype
+from .genotype import Genotype, node_label
+from .plot import GraphvizNotFoundError, genotype_graph, genotype_image, provenance_line, render_graph
+from .records import (
+    CELL_KINDS,
+    CONFIG_FILE,
+    EPOCH_FIELDS,
+    GENOTYPE_FILE,
+    LIMITS,
+    METRICS_FILE,
+    EpochRecord,
+    RecordError,
+    read_config,
+    read_genotype,
+    read_metrics,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from PIL import Image
 
-__all__ = ['ReportError', 'SearchRun', 'load_run', 'build_report', 'add_cli']
+__all__ = ['ReportError', 'SearchRun', 'load_run', 'build_report', 'render_frames', 'add_cli', 'GIF_FRAMES']
 
-METRICS, CONFIG, GENOTYPE = 'metrics.jsonl', 'config.json', 'genotype.json'
-CELLS = ('normal', 'reduce')
+GIF_FRAMES = 60  # most frames in cells.gif: evenly spaced epochs and the last (every epoch has its PNG)
+_STATS = ('thresholds', 'active_connections', 'skip_connect')  # per-epoch arch statistics the curves draw
 
 
 class ReportError(ValueError):
     """A run directory cannot be reported on; the message names the file (and line/field) at fault."""
 
 
+def _printable(text: Any) -> str:
+    """Text safe to encode and render: lone surrogates (from JSON escapes or undecodable file names) escaped."""
+    return str(text).encode('utf-8', 'backslashreplace').decode('utf-8')
+
+
 @dataclass
 class SearchRun:
-    """A run directory as read: one record per epoch (the latest if an epoch was logged twice, e.g. on resume)."""
+    """A run directory as read, kept small for long runs: per epoch (one record per epoch, the latest if an
+    epoch was logged twice, e.g. on resume) the scalar fields and architecture statistics, and the derived
+    genotype as canonical JSON (parsed only when drawn); the full architecture snapshot of the last epoch only."""
     run_dir: Path
     records: List[Dict[str, Any]]
-    genotypes: List[Optional[Genotype]]
+    genotypes: List[Optional[str]]
     config: Dict[str, Any]
     final: Optional[Genotype]
+    last_arch: Optional[Dict[str, Any]] = None
     notes: List[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return _printable(self.run_dir.resolve().name or self.run_dir)
 
     @property
     def epochs(self) -> List[int]:
@@ -72,26 +99,17 @@ class SearchRun:
         if self.final is not None:
             return self.final
         latest = next((g for g in reversed(self.genotypes) if g is not None), None)
-        return latest.replace(name=latest.name or self.run_dir.name) if latest is not None else None
+        if latest is None:
+            return None
+        g = Genotype.from_dict(json.loads(latest))
+        return g.replace(name=g.name or self.name)
 
     def setting(self, key: str) -> Optional[str]:
         """A setting from config.json, falling back to the final genotype's provenance."""
         value = self.config.get(key)
         if value is None and self.final is not None:
             value = self.final.provenance.get(key)
-        return None if value is None else str(value)
-
-
-def _read_json_object(path: Path) -> Dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding='utf-8'))
-    except OSError as e:
-        raise ReportError(f'{path}: cannot read: {e.strerror or e}') from None
-    except json.JSONDecodeError as e:
-        raise ReportError(f'{path}: malformed JSON: {e.msg} at line {e.lineno} column {e.colno}') from None
-    if not isinstance(data, dict):
-        raise ReportError(f'{path}: expected a JSON object, got {type(data).__name__}')
-    return data
+        return None if value is None else _printable(value)
 
 
 def load_run(run_dir: Union[str, os.PathLike]) -> SearchRun:
@@ -100,85 +118,54 @@ def load_run(run_dir: Union[str, os.PathLike]) -> SearchRun:
     if not run_dir.exists():
         raise ReportError(f'{run_dir}: run directory not found')
     if not run_dir.is_dir():
-        raise ReportError(f'{run_dir}: not a directory; expected a search run directory holding {METRICS}')
-    metrics = run_dir / METRICS
-    if not metrics.is_file():
-        what = 'is empty' if not any(run_dir.iterdir()) else f'has no {METRICS}'
-        raise ReportError(f'{run_dir}: {what}; expected a search run directory ({METRICS}, {CONFIG}, written by '
-                          '`python -m search` after its first epoch)')
-    notes: List[str] = []
-    try:
-        lines = metrics.read_text(encoding='utf-8').splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ReportError(f'{metrics}: cannot read: {e}') from None
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    by_epoch: Dict[int, Tuple[Dict[str, Any], Optional[Genotype]]] = {}
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        where = f'{metrics}:{i + 1}'
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            if i == last:
-                notes.append(f'{METRICS} line {i + 1} is incomplete (the run is still writing it); skipped')
-                continue
-            raise ReportError(f'{where}: malformed JSON: {e.msg} at column {e.colno}') from None
-        if not isinstance(rec, dict):
-            raise ReportError(f'{where}: expected a JSON object per line, got {type(rec).__name__}')
-        epoch = rec.get('epoch')
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
-            raise ReportError(f'{where}: field "epoch": expected an integer >= 1, got {epoch!r}')
-        genotype = None
-        if rec.get('genotype') is not None:
-            try:
-                genotype = Genotype.from_dict(rec['genotype'], source=f'{where} "genotype"')
-            except GenotypeError as e:
-                raise ReportError(str(e)) from None
-        arch = rec.get('arch')
+        raise ReportError(f'{run_dir}: not a directory; expected a search run directory holding {METRICS_FILE}')
+    if not (run_dir / METRICS_FILE).is_file():
+        what = 'is empty' if not any(run_dir.iterdir()) else f'has no {METRICS_FILE}'
+        raise ReportError(f'{run_dir}: {what}; expected a search run directory ({METRICS_FILE}, {CONFIG_FILE}, '
+                          'written by `python -m search` after its first epoch)')
+    canonical: Dict[str, str] = {}  # one string per distinct genotype: late epochs of a search repeat theirs
+    last_arch: Dict[str, Any] = {'epoch': 0, 'arch': None}
+
+    def keep(rec: EpochRecord) -> Tuple[Dict[str, Any], Optional[str]]:
+        data = rec.data
+        small = {k: v for k, v in data.items() if k in EPOCH_FIELDS and k not in ('genotype', 'arch')}
+        arch = data.get('arch')
         if arch is not None:
-            _check_arch(arch, where)
-        if epoch in by_epoch:
-            notes.append(f'epoch {epoch} is recorded more than once (resumed run); the last record is used')
-        by_epoch[epoch] = (rec, genotype)
-    if not by_epoch:
-        raise ReportError(f'{metrics}: no complete epoch record yet; the report needs at least one epoch')
-    ordered = [by_epoch[e] for e in sorted(by_epoch)]
-    config: Dict[str, Any] = {}
-    if (run_dir / CONFIG).is_file():
-        config = _read_json_object(run_dir / CONFIG)
-    else:
-        notes.append(f'no {CONFIG} in the run directory; settings are not shown')
+            small['arch'] = {k: arch.get(k) for k in _STATS}
+            if rec.epoch >= last_arch['epoch']:
+                last_arch.update(epoch=rec.epoch, arch=arch)
+        text = None
+        if rec.genotype is not None:
+            text = json.dumps(rec.genotype.to_dict(), sort_keys=True)
+            text = canonical.setdefault(text, text)
+        return small, text
+    try:
+        log = read_metrics(run_dir / METRICS_FILE, keep)
+        if not log.records:
+            raise ReportError(f'{log.path}: no complete epoch record yet; the report needs at least one epoch')
+        notes = list(log.notes)
+        config: Dict[str, Any] = {}
+        if (run_dir / CONFIG_FILE).is_file():
+            config = read_config(run_dir / CONFIG_FILE)
+        else:
+            notes.append(f'no {CONFIG_FILE} in the run directory; settings are not shown')
+    except RecordError as e:
+        raise ReportError(str(e)) from None
     final = None
-    if (run_dir / GENOTYPE).is_file():
-        try:
-            final = Genotype.load(run_dir / GENOTYPE)
-        except GenotypeError as e:
-            raise ReportError(str(e)) from None
-    return SearchRun(run_dir, [r for r, _ in ordered], [g for _, g in ordered], config, final, notes)
-
-
-def _check_arch(arch: Any, where: str) -> None:
-    """The arch snapshot's shape (search API): edges x ops weights for both cells."""
-    if not isinstance(arch, dict):
-        raise ReportError(f'{where}: field "arch": expected an object, got {type(arch).__name__}')
-    ops, edges, weights = arch.get('ops'), arch.get('edges'), arch.get('weights')
-    if not (isinstance(ops, list) and all(isinstance(o, str) for o in ops)):
-        raise ReportError(f'{where}: field "arch.ops": expected a list of op names')
-    if not (isinstance(edges, list) and all(isinstance(e, list) and len(e) == 2 for e in edges)):
-        raise ReportError(f'{where}: field "arch.edges": expected a list of [input, node] pairs')
-    if not isinstance(weights, dict):
-        raise ReportError(f'{where}: field "arch.weights": expected {{"normal": [...], "reduce": [...]}}')
-    for kind in CELLS:
-        w = weights.get(kind)
-        if not (isinstance(w, list) and len(w) == len(edges)
-                and all(isinstance(row, list) and len(row) == len(ops) for row in w)):
-            raise ReportError(f'{where}: field "arch.weights.{kind}": expected {len(edges)} rows (edges) of '
-                              f'{len(ops)} weights (ops)')
+    if (run_dir / GENOTYPE_FILE).is_file():
+        try:  # the report still shows the run's records when the final genotype cannot be read
+            final = read_genotype(run_dir / GENOTYPE_FILE)
+        except RecordError as e:
+            notes.append(f'the final genotype could not be read ({e}); the genotype shown is the one derived at '
+                         'the last epoch')
+    return SearchRun(run_dir, [r for r, _ in log.records], [g for _, g in log.records], config, final,
+                     last_arch['arch'], notes)
 
 
 # ---- (a) the architecture film ------------------------------------------------------------------
 FRAME_BOX = (1280, 1440)  # largest frame (px); a fully connected DST cell is scaled down to fit
+FRAME_DPI = 72
+_FRAME_INDEX = 'index.json'  # frames/index.json: what each frame shows, so an unchanged frame is not redrawn
 
 
 def _fit(im: Image.Image, box: Tuple[int, int] = FRAME_BOX) -> Image.Image:
@@ -189,52 +176,142 @@ def _fit(im: Image.Image, box: Tuple[int, int] = FRAME_BOX) -> Image.Image:
     return im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
 
 
-def _pad(images: Sequence[Image.Image]) -> List[Image.Image]:
-    """Same canvas for every frame (a GIF has one size), drawing centred at the top."""
+def _on_canvas(im: Image.Image, canvas: Tuple[int, int]) -> Image.Image:
+    """The drawing centred at the top of a white canvas (every frame gets the same size, as a GIF needs)."""
     from PIL import Image
-    w, h = max(im.width for im in images), max(im.height for im in images)
-    out = []
-    for im in images:
-        canvas = Image.new('RGB', (w, h), 'white')
-        canvas.paste(im, ((w - im.width) // 2, 0))
-        out.append(canvas)
+    if im.size == canvas:
+        return im
+    out = Image.new('RGB', canvas, 'white')
+    out.paste(im, ((canvas[0] - im.width) // 2, 0))
     return out
 
 
-def render_frames(run: SearchRun, out_dir: Path, frame_ms: int = 700) -> Tuple[List[Path], Optional[Path]]:
-    """PNG per recorded epoch and the animated GIF; returns (frames, gif)."""
-    from PIL import Image
-    frames_dir = out_dir / 'frames'
-    subtitle = ' · '.join(x for x in (run.setting('method'), run.setting('dataset'), run.run_dir.name) if x)
+def _save_png(path: Path, im: Image.Image) -> None:
+    buf = io.BytesIO()
+    im.save(buf, format='PNG', compress_level=3)
+    write_atomic(path, buf.getvalue())
+
+
+def _read_index(path: Path) -> Dict[str, Dict[str, Any]]:
+    """A previous report's frame index; anything unreadable or odd means "redraw everything"."""
+    try:
+        if path.stat().st_size > LIMITS['json_file_bytes']:
+            return {}
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    frames = data.get('frames') if isinstance(data, dict) and data.get('version') == 1 else None
+    if not isinstance(frames, dict):
+        return {}
+
+    def size_ok(v: Any) -> bool:
+        return (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) for x in v)
+                and 0 < v[0] <= FRAME_BOX[0] and 0 < v[1] <= FRAME_BOX[1])
+    return {k: v for k, v in frames.items() if isinstance(v, dict) and isinstance(v.get('key'), str)
+            and size_ok(v.get('size')) and size_ok(v.get('canvas'))}
+
+
+def _png_size(path: Path) -> Optional[Tuple[int, int]]:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            return im.size if im.format == 'PNG' else None
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+        return None
+
+
+def gif_epochs(epochs: Sequence[int], most: int) -> List[int]:
+    """At most ``most`` evenly spaced epochs of ``epochs``, always the first and the last."""
+    if len(epochs) <= most:
+        return list(epochs)
+    if most < 2:
+        return [epochs[-1]]
+    picks = {round(i * (len(epochs) - 1) / (most - 1)) for i in range(most)}
+    return [epochs[i] for i in sorted(picks)]
+
+
+def _draw_frames(run: SearchRun, frames_dir: Path) -> Tuple[Dict[int, Dict[str, Any]], Tuple[int, int]]:
+    """Draw each epoch's frame and write its PNG at once, on the largest canvas so far; reuse a frame the
+    last report drew for the same genotype and heading. Returns the frames by epoch and the final canvas."""
+    subtitle = ' · '.join(x for x in (run.setting('method'), run.setting('dataset'), run.name) if x)
     total = run.planned_epochs
-    epochs, images = [], []
-    for rec, g in zip(run.records, run.genotypes):
-        if g is None:
+    width = max(3, len(str(max(run.epochs[-1], total or 0))))
+    index = _read_index(frames_dir / _FRAME_INDEX)
+    entries: Dict[int, Dict[str, Any]] = {}
+    canvas = (1, 1)
+    for rec, text in zip(run.records, run.genotypes):
+        if text is None:
             continue
         epoch = rec['epoch']
         heading = f'epoch {epoch} of {total}' if total else f'epoch {epoch}'
-        images.append(_fit(genotype_image(g, title=heading, subtitle=subtitle, dpi=72)))
-        epochs.append(epoch)
-    skipped = len(run.records) - len(epochs)
+        key = hashlib.sha256(json.dumps([text, heading, subtitle, FRAME_DPI, FRAME_BOX]).encode()).hexdigest()
+        path = frames_dir / f'epoch_{epoch:0{width}d}.png'
+        old = index.get(str(epoch))
+        if old is not None and old['key'] == key and _png_size(path) == tuple(old['canvas']):
+            entry = dict(old, path=path)
+        else:
+            # the name is not drawn into the frame (the heading says the epoch): a crafted name cannot reach DOT
+            g = Genotype.from_dict(json.loads(text)).replace(name=None)
+            im = _fit(genotype_image(g, title=heading, subtitle=subtitle, dpi=FRAME_DPI))
+            canvas = (max(canvas[0], im.width), max(canvas[1], im.height))
+            _save_png(path, _on_canvas(im, canvas))
+            entry = dict(key=key, size=list(im.size), canvas=list(canvas), path=path)
+        canvas = (max(canvas[0], entry['size'][0]), max(canvas[1], entry['size'][1]))
+        entries[epoch] = entry
+    return entries, canvas
+
+
+def _recentre(entries: Dict[int, Dict[str, Any]], canvas: Tuple[int, int]) -> None:
+    """Put frames drawn on a smaller canvas than the largest frame onto the final one (one at a time)."""
+    from PIL import Image
+    for entry in entries.values():
+        if tuple(entry['canvas']) != canvas:
+            (w, h), (cw, _) = entry['size'], entry['canvas']
+            with Image.open(entry['path']) as im:
+                drawing = im.convert('RGB').crop(((cw - w) // 2, 0, (cw - w) // 2 + w, h))
+            _save_png(entry['path'], _on_canvas(drawing, canvas))
+            entry['canvas'] = list(canvas)
+
+
+def _write_gif(frames: Sequence[Path], path: Path, frame_ms: int) -> Path:
+    from PIL import Image
+    gif = []
+    for frame in frames:  # one fast 64-colour palette per frame: diagrams are flat colours
+        with Image.open(frame) as im:
+            gif.append(im.convert('RGB').quantize(colors=64, method=Image.Quantize.FASTOCTREE))
+    durations = [frame_ms] * (len(gif) - 1) + [max(3 * frame_ms, 2000)]
+    buf = io.BytesIO()
+    gif[0].save(buf, format='GIF', save_all=True, append_images=gif[1:], duration=durations, loop=0)
+    return write_atomic(path, buf.getvalue())
+
+
+def render_frames(run: SearchRun, out_dir: Path, frame_ms: int = 700,
+                  gif_frames: int = GIF_FRAMES) -> Tuple[List[Path], Optional[Path]]:
+    """A PNG per recorded epoch, written as it is drawn, and the animated GIF of at most ``gif_frames`` of
+    them; returns (frames, gif). Memory stays bounded: one drawing at a time, then only the GIF's frames.
+
+    A frame whose drawing (genotype, heading) has not changed since the last report is reused, not redrawn.
+    """
+    frames_dir = out_dir / 'frames'
+    entries, canvas = _draw_frames(run, frames_dir)
+    skipped = len(run.records) - len(entries)
     if skipped:
         run.notes.append(f'{skipped} epoch record(s) without a "genotype" field: no frame for them')
-    if not images:
+    _recentre(entries, canvas)
+    paths = [e['path'] for e in entries.values()]
+    if frames_dir.is_dir():
+        for stale in frames_dir.glob('epoch_*.png'):
+            if stale not in paths:
+                stale.unlink()
+    if not entries:
         return [], None
-    images = _pad(images)
-    paths = []
-    for epoch, im in zip(epochs, images):
-        buf = io.BytesIO()
-        im.save(buf, format='PNG')
-        paths.append(write_atomic(frames_dir / f'epoch_{epoch:03d}.png', buf.getvalue()))
-    for stale in frames_dir.glob('epoch_*.png'):
-        if stale not in paths:
-            stale.unlink()
-    buf = io.BytesIO()
-    durations = [frame_ms] * (len(images) - 1) + [max(3 * frame_ms, 2000)]
-    # one fast 64-colour palette per frame: diagrams are flat colours, and Pillow's default quantiser is slow
-    frames = [im.quantize(colors=64, method=Image.Quantize.FASTOCTREE) for im in images]
-    frames[0].save(buf, format='GIF', save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    return paths, write_atomic(out_dir / 'cells.gif', buf.getvalue())
+    write_atomic(frames_dir / _FRAME_INDEX, json.dumps({'version': 1, 'frames': {
+        str(e): {k: v for k, v in entry.items() if k != 'path'} for e, entry in entries.items()}}))
+    chosen = gif_epochs(sorted(entries), gif_frames)
+    if len(chosen) < len(entries):
+        run.notes.append(f'the animation shows {len(chosen)} of {len(entries)} epochs (evenly spaced, and the '
+                         f'last); every epoch is in frames/')
+    return paths, _write_gif([entries[e]['path'] for e in chosen], out_dir / 'cells.gif', frame_ms)
 
 
 # ---- (b) curves and (c) heat map ---------------------------------------------------------------
@@ -270,6 +347,10 @@ def _not_recorded(ax: Any, what: str) -> None:
     ax.text(0.5, 0.5, f'{what}\nnot recorded', ha='center', va='center', transform=ax.transAxes, color='#777777')
 
 
+def _marker(run: SearchRun) -> Optional[str]:
+    return '.' if len(run.records) <= 100 else None  # a dot per epoch drowns a long run's lines
+
+
 def _per_node(ax: Any, run: SearchRun, key: str, title: str, ylabel: str) -> None:
     ax.set_title(title)
     drawn = False
@@ -279,7 +360,7 @@ def _per_node(ax: Any, run: SearchRun, key: str, title: str, ylabel: str) -> Non
             continue
         for j in range(max(len(y) for y in ys)):
             pts = [(x, y[j]) for x, y in zip(xs, ys) if j < len(y)]
-            ax.plot(*zip(*pts), style, marker='.', color=f'C{j}', label=f'{kind} node {j}')
+            ax.plot(*zip(*pts), style, marker=_marker(run), color=f'C{j}', label=f'{kind} node {j}')
             drawn = True
     if drawn:
         ax.set_ylabel(ylabel)
@@ -305,7 +386,7 @@ def curves_png(run: SearchRun) -> bytes:
         for split in ('train', 'val'):
             xs, ys = _series(run, f'{split}_{metric}')
             if xs:
-                ax.plot(xs, ys, marker='.', label=split)
+                ax.plot(xs, ys, marker=_marker(run), label=split)
                 drawn = True
         if drawn:
             ax.legend()
@@ -319,7 +400,7 @@ def curves_png(run: SearchRun) -> bytes:
     for kind, style in (('normal', '-'), ('reduce', '--')):
         xs, ys = _series(run, 'arch', 'skip_connect', kind)
         if xs:
-            ax.plot(xs, ys, style, marker='.', label=kind)
+            ax.plot(xs, ys, style, marker=_marker(run), label=kind)
             drawn = True
     if drawn:
         ax.legend()
@@ -330,18 +411,18 @@ def curves_png(run: SearchRun) -> bytes:
     xs, params = _series(run, 'params')
     xm, macs = _series(run, 'macs')
     if xs:
-        ax.plot(xs, [p / 1e6 for p in params], marker='.', color='C0', label='params')
+        ax.plot(xs, [p / 1e6 for p in params], marker=_marker(run), color='C0', label='params')
         ax.set_ylabel('params (M)', color='C0')
     if xm:
         ax2 = ax.twinx()
-        ax2.plot(xm, [m / 1e6 for m in macs], marker='.', color='C3', label='MACs')
+        ax2.plot(xm, [m / 1e6 for m in macs], marker=_marker(run), color='C3', label='MACs')
         ax2.set_ylabel('MACs (M)', color='C3')
     if not xs and not xm:
         _not_recorded(ax, 'params / MACs')
     for ax in (axes[1, 0], axes[1, 1]):  # counts: integers from 0
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(f'{run.run_dir.name}: {len(run.records)} epoch(s) recorded', fontsize=12)
+    fig.suptitle(f'{run.name}: {len(run.records)} epoch(s) recorded', fontsize=12, parse_math=False)
     return _png(fig)
 
 
@@ -352,15 +433,15 @@ def _edge_label(edge: Sequence[int]) -> str:
 
 def weights_png(run: SearchRun) -> Optional[bytes]:
     """Heat map of the final architecture weights (edges x ops) of both cells; None without a snapshot."""
-    arch = next((r['arch'] for r in reversed(run.records) if r.get('arch') is not None), None)
+    arch = run.last_arch
     if arch is None:
         return None
     ops, edges = arch['ops'], arch['edges']
-    vmax = max([max(row, default=0) for k in CELLS for row in arch['weights'][k]] + [1e-12])
+    vmax = max([max(row, default=0) for k in CELL_KINDS for row in arch['weights'][k]] + [1e-12])
     fig = _figure((max(8.0, 0.75 * len(ops) * 2 + 3), 0.36 * len(edges) + 2.4))
     axes = fig.subplots(1, 2, sharey=True)
     image = None
-    for ax, kind in zip(axes, CELLS):
+    for ax, kind in zip(axes, CELL_KINDS):
         w = arch['weights'][kind]
         image = ax.imshow(w, cmap='viridis', vmin=0, vmax=vmax, aspect='auto')
         ax.set_title('normal cell' if kind == 'normal' else 'reduction cell')
@@ -425,9 +506,13 @@ def _summary(run: SearchRun) -> List[Tuple[str, str]]:
     return [(k, v) for k, v in rows if v is not None]
 
 
+def _esc(text: Any) -> str:
+    """Any text from the run directory, made safe for the page (HTML-escaped, encodable)."""
+    return html.escape(_printable(text))
+
+
 def _table(rows: Sequence[Tuple[str, str]]) -> str:
-    return '<table>' + ''.join(f'<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>'
-                               for k, v in rows) + '</table>'
+    return '<table>' + ''.join(f'<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>' for k, v in rows) + '</table>'
 
 
 def _img(uri: Optional[str], alt: str, css: str = '') -> str:
@@ -440,24 +525,26 @@ def _img(uri: Optional[str], alt: str, css: str = '') -> str:
 def render_html(run: SearchRun, gif: Optional[bytes], cell_svg: Optional[bytes], curves: bytes,
                 weights: Optional[bytes]) -> str:
     """One page, no external resources: every image is a data URI and the style is inline."""
-    name = run.run_dir.name
+    name = run.name
     total = run.planned_epochs
     if run.complete:
-        status = f'complete: {len(run.records)} epoch(s) recorded, final genotype in {GENOTYPE}'
+        status = f'complete: {len(run.records)} epoch(s) recorded, final genotype in {GENOTYPE_FILE}'
+    elif (run.run_dir / GENOTYPE_FILE).is_file():
+        status = f'finished: {len(run.records)} epoch(s) recorded; {GENOTYPE_FILE} could not be read (see below)'
     else:
         status = (f'in progress: epoch {run.epochs[-1]}' + (f' of {total}' if total else '')
-                  + f' recorded; no {GENOTYPE} yet, so the genotype shown is the one derived at the last epoch')
+                  + f' recorded; no {GENOTYPE_FILE} yet, so the genotype shown is the one derived at the last epoch')
     g = run.genotype()
     parts = [
         '<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<link rel="icon" href="data:,">',
-        f'<title>Search report: {html.escape(name)}</title><style>{_CSS}</style></head><body>',
-        f'<h1>Search report: {html.escape(name)}</h1><p class="status">{html.escape(status)}</p>',
+        f'<title>Search report: {_esc(name)}</title><style>{_CSS}</style></head><body>',
+        f'<h1>Search report: {_esc(name)}</h1><p class="status">{_esc(status)}</p>',
         _table(_summary(run)),
     ]
     if run.notes:
-        parts.append('<ul>' + ''.join(f'<li class="note">{html.escape(n)}</li>' for n in run.notes) + '</ul>')
+        parts.append('<ul>' + ''.join(f'<li class="note">{_esc(n)}</li>' for n in run.notes) + '</ul>')
     parts += [
         '<h2>Derived cells, epoch by epoch</h2>',
         _img(_data_uri(gif, 'image/gif') if gif else None, 'derived cells per epoch (animation)', 'film'),
@@ -468,30 +555,36 @@ def render_html(run: SearchRun, gif: Optional[bytes], cell_svg: Optional[bytes],
         _img(_data_uri(weights, 'image/png') if weights else None, 'architecture weight heat map'),
     ]
     if g is not None:
-        parts += ['<h2>Genotype</h2>', f'<pre>{html.escape(str(g))}</pre>',
-                  f'<details open><summary>JSON</summary><pre>{html.escape(g.to_json())}</pre></details>']
+        parts += ['<h2>Genotype</h2>', f'<pre>{_esc(g)}</pre>',
+                  f'<details open><summary>JSON</summary><pre>{_esc(g.to_json())}</pre></details>']
     parts.append('<h2>Settings</h2>')
     if run.config:
         parts.append(_table([(k, _fmt(v)) for k, v in run.config.items()]))
     else:
-        parts.append(f'<p class="note">no {CONFIG} in the run directory.</p>')
-    parts.append(f'<p class="status">entrannas-timm {html.escape(__version__)} · run directory '
-                 f'{html.escape(str(run.run_dir))}</p></body></html>')
+        parts.append(f'<p class="note">no {CONFIG_FILE} in the run directory.</p>')
+    parts.append(f'<p class="status">entrannas-timm {_esc(__version__)} · run directory '
+                 f'{_esc(run.run_dir)}</p></body></html>')
     return '\n'.join(parts) + '\n'
 
 
 def build_report(run_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike, None] = None,
-                 frame_ms: int = 700) -> Path:
-    """Write every report file into ``out_dir`` (default ``RUN_DIR/report``); return the HTML page's path."""
+                 frame_ms: int = 700, gif_frames: int = GIF_FRAMES) -> Path:
+    """Write every report file into ``out_dir`` (default ``RUN_DIR/report``); return the HTML page's path.
+
+    Frames are written as they are drawn (an interrupted report keeps them, and the next one reuses them).
+    """
     if frame_ms < 1:
         raise ReportError(f'frame_ms: expected a positive number of milliseconds, got {frame_ms}')
+    if gif_frames < 1:
+        raise ReportError(f'gif_frames: expected at least 1 frame, got {gif_frames}')
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.run_dir / 'report'
-    _, gif_path = render_frames(run, out, frame_ms=frame_ms)
+    _, gif_path = render_frames(run, out, frame_ms=frame_ms, gif_frames=gif_frames)
     g = run.genotype()
     cell_svg = None
-    if g is not None:
-        cell_svg = plot_genotype(g, format='svg', title=g.name)
+    if g is not None:  # names reach the drawing only as escaped title text, never as DOT identifiers
+        cell_svg = render_graph(genotype_graph(g.replace(name=None), title=_printable(g.name or run.name),
+                                               subtitle=_printable(provenance_line(g))), 'svg')
         write_atomic(out / 'cells.svg', cell_svg)
     curves = curves_png(run)
     write_atomic(out / 'curves.png', curves)
@@ -506,7 +599,7 @@ def _cli_report(args: argparse.Namespace) -> int:
     """An unusable run directory is exit code 2; an environment without Graphviz, or failed I/O, 1."""
     from .cli import CLIError
     try:
-        path = build_report(args.run_dir, args.output, frame_ms=args.frame_ms)
+        path = build_report(args.run_dir, args.output, frame_ms=args.frame_ms, gif_frames=args.gif_frames)
     except ReportError as e:
         raise CLIError(str(e)) from e
     except (GraphvizNotFoundError, ImportError, OSError, RuntimeError) as e:
@@ -524,6 +617,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument('run_dir', metavar='RUN_DIR', help='search run directory (holds metrics.jsonl)')
     p.add_argument('-o', '--output', metavar='OUT_DIR', help='output directory (default: RUN_DIR/report)')
     p.add_argument('--frame-ms', type=int, default=700, help='animation: milliseconds per epoch (default 700)')
+    p.add_argument('--gif-frames', type=int, default=GIF_FRAMES, help='animation: at most this many epochs, evenly '
+                   f'spaced, and the last (default {GIF_FRAMES}); frames/ holds every epoch')
     p.set_defaults(func=_cli_report)
     return p
 

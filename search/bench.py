@@ -5,7 +5,9 @@ batch, then a weight step on a training batch. Each configuration runs in a fres
 peak resident set size (RSS) is that configuration's own; on CUDA peak memory is
 ``torch.cuda.max_memory_allocated``. With ``--darts-repo`` / ``--pcdarts-repo`` the original authors'
 ``model_search.Network`` and ``Architect`` are imported from those checkouts (never copied) and timed on
-the same step, as the honest baselines. One JSON object per line per configuration.
+the same step, as the honest baselines. ``--rounds R`` runs every configuration R times, interleaved (round 1
+of each, then round 2 of each, ...), each time in a fresh process; one JSON object per configuration reports
+the median over rounds and the spread (min, max, every round's step time).
 """
 from __future__ import annotations
 
@@ -21,9 +23,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-__all__ = ['main', 'bench_configs']
+from .methods import METHODS, EnTranNASDST
 
-_METHODS = ('darts', 'pc-darts', 'entrannas', 'entrannas-dst')
+__all__ = ['main', 'bench_configs', 'median_of_rounds']
+
+# figures that vary between rounds: reported as medians over rounds
+_ROUND_FIGURES = ('step_s', 'arch_step_s', 'weight_step_s', 'peak_mem_mb', 'rss_before_model_mb',
+                  'peak_mem_above_base_mb')
 
 
 def _rss_mb() -> float:
@@ -59,7 +65,7 @@ def _worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == 'cuda' else (lambda: None)
     # import everything first: the baseline RSS then holds the libraries, the peak adds the search itself
     from .config import resolve_config
-    from .loop import Searcher, build_model
+    from .searcher import Searcher, build_model
     if spec['impl'] != 'entrannas-timm':
         orig_model, orig_architect = _import_original(spec, device)
     base = _rss_mb()
@@ -162,24 +168,16 @@ def _sparsify_dst(model) -> None:
 
 def _run_records(path: str) -> Dict[int, Dict[str, Any]]:
     """The per-epoch records of a search run (its directory or its ``metrics.jsonl``), by epoch."""
-    f = Path(path).expanduser()
-    f = f / 'metrics.jsonl' if f.is_dir() else f
+    from entrannas_timm.records import RecordError, read_metrics
     try:
-        lines = f.read_text().splitlines()
-    except OSError as e:
-        raise SystemExit(f'--dst-run: cannot read {f}: {e.strerror or e}') from None
-    records: Dict[int, Dict[str, Any]] = {}
-    for n, line in enumerate(lines, 1):
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise SystemExit(f'--dst-run: {f} line {n} is not JSON') from None
-        if isinstance(rec, dict) and isinstance(rec.get('epoch'), int) and isinstance(rec.get('arch'), dict):
-            records[rec['epoch']] = rec
+        log = read_metrics(path)
+    except RecordError as e:
+        raise SystemExit(f'--dst-run: {e}') from None
+    records = {r.epoch: dict(r.data) for r in log.records if r.get('arch') is not None}
     if not records:
-        raise SystemExit(f'--dst-run: {f} holds no epoch records')
+        raise SystemExit(f'--dst-run: {log.path} holds no epoch records with an architecture snapshot')
     if any('parameters' not in r['arch'] for r in records.values()):
-        raise SystemExit(f'--dst-run: {f} records no raw architecture parameters ("arch.parameters"); it was '
+        raise SystemExit(f'--dst-run: {log.path} records no raw architecture parameters ("arch.parameters"); it was '
                          'written by an older version and cannot be replayed')
     return records
 
@@ -220,9 +218,9 @@ def _original(spec: Dict[str, Any], device, orig_model, orig_architect):
 def bench_configs(args: argparse.Namespace) -> List[Dict[str, Any]]:
     """Every (method, space, engine placement, batch size) configuration asked for, plus the originals."""
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
-    bad = [m for m in methods if m not in _METHODS]
+    bad = [m for m in methods if m not in METHODS]
     if bad:
-        raise SystemExit(f'--methods: unknown method(s) {bad}; expected from {",".join(_METHODS)}')
+        raise SystemExit(f'--methods: unknown method(s) {bad}; expected from {",".join(METHODS)}')
     spaces = [s.strip() for s in args.space.split(',') if s.strip()]
     if any(s not in ('standard', 'extended') for s in spaces):
         raise SystemExit(f'--space: expected standard and/or extended, got {args.space!r}')
@@ -248,7 +246,7 @@ def bench_configs(args: argparse.Namespace) -> List[Dict[str, Any]]:
                              f'(epochs {recorded[0]}-{recorded[-1]})')
         dst_states += [f'epoch {e}' for e in wanted]
         dst_epochs += wanted
-    if not dst_states and 'entrannas-dst' in methods:
+    if not dst_states and any(issubclass(METHODS[m], EnTranNASDST) for m in methods):
         raise SystemExit('--dst-state: give init and/or sparse, or --dst-run')
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -257,8 +255,9 @@ def bench_configs(args: argparse.Namespace) -> List[Dict[str, Any]]:
                   threads=args.threads, amp=args.amp, channels_last=args.channels_last)
     out = []
     for batch, method, space in itertools.product(batches, methods, spaces):
-        for place in (placements if method.startswith('entrannas') else ['all']):
-            dst = list(zip(dst_states, dst_epochs)) if method == 'entrannas-dst' else [(None, None)]
+        for place in (placements if METHODS[method].transit_cells else ['all']):
+            # DST's cost follows its thresholds: time the asked-for architecture states
+            dst = list(zip(dst_states, dst_epochs)) if issubclass(METHODS[method], EnTranNASDST) else [(None, None)]
             for state, epoch in dst:
                 out.append(dict(common, impl='entrannas-timm', method=method, space=space, batch_size=batch,
                                 engine_cells=None if place == 'default' else place, dst_state=state,
@@ -286,9 +285,27 @@ def _run_fresh(spec: Dict[str, Any]) -> Dict[str, Any]:
     return json.loads(lines[-1])
 
 
+def median_of_rounds(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One configuration's record: its rounds' figures as medians, plus the spread of the step time and peak
+    memory (min, max) and every round's step time. A round that failed makes the record an error."""
+    failed = [r for r in rounds if 'error' in r]
+    if failed:
+        return dict(failed[0], rounds=len(rounds), failed_rounds=len(failed))
+    out = dict(rounds[0])
+    for key in _ROUND_FIGURES:
+        if key in out:
+            out[key] = round(statistics.median(r[key] for r in rounds), 5)
+    for key in ('step_s', 'peak_mem_mb'):
+        out[f'{key}_min'] = min(r[key] for r in rounds)
+        out[f'{key}_max'] = max(r[key] for r in rounds)
+    out['step_s_rounds'] = [r['step_s'] for r in rounds]
+    out['rounds'] = len(rounds)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='python -m search.bench', description=__doc__.split('\n\n')[0])
-    p.add_argument('--methods', default=','.join(_METHODS), help='comma-separated methods (default: all four)')
+    p.add_argument('--methods', default=','.join(METHODS), help='comma-separated methods (default: all)')
     p.add_argument('--space', default='standard', help='standard, extended or standard,extended')
     p.add_argument('--engine-cells', default='default', help="entrannas* placements, comma-separated: default, "
                    "all, first, last (explicit index lists: separate placements with ';', e.g. '0,2;5,7')")
@@ -300,7 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
                         'metrics.jsonl (the cost of the search as it went, at the benchmark\'s size)')
     p.add_argument('--dst-epochs', help='with --dst-run: only these epochs, comma-separated (default all)')
     p.add_argument('--batch-size', default='32', help='batch size, or a comma-separated list (default 32)')
-    p.add_argument('--steps', type=int, default=5, help='timed steps; the median is reported (default 5)')
+    p.add_argument('--steps', type=int, default=5, help='timed steps per round; their median is the round\'s figure '
+                   '(default 5)')
+    p.add_argument('--rounds', type=int, default=3, help='fresh-process rounds per configuration, interleaved; '
+                   'the median over rounds is reported with its spread (default 3)')
     p.add_argument('--warmup', type=int, default=1, help='untimed steps first (default 1)')
     p.add_argument('--channels', type=int, default=16, help='initial channels (default 16)')
     p.add_argument('--layers', type=int, default=8, help='cells (default 8)')
@@ -323,12 +343,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.worker:
         print(json.dumps(_worker(json.loads(args.worker))), flush=True)
         return 0
-    if args.steps < 1 or args.warmup < 0:
-        raise SystemExit('--steps must be >= 1 and --warmup >= 0')
-    records = []
-    for spec in bench_configs(args):
-        rec = _run_fresh(spec)
-        records.append(rec)
+    if args.steps < 1 or args.warmup < 0 or args.rounds < 1:
+        raise SystemExit('--steps and --rounds must be >= 1 and --warmup >= 0')
+    specs = bench_configs(args)
+    rounds: List[List[Dict[str, Any]]] = [[] for _ in specs]
+    for r in range(args.rounds):  # interleaved, so slow drifts of the machine spread over every configuration
+        for spec, done in zip(specs, rounds):
+            done.append(_run_fresh(spec))
+            label = ' '.join(str(spec[k]) for k in ('impl', 'method', 'space', 'batch_size', 'engine_cells',
+                                                     'dst_state') if spec.get(k) is not None)
+            print(f'round {r + 1}/{args.rounds}: {label}: {done[-1].get("step_s", done[-1].get("error"))}',
+                  file=sys.stderr, flush=True)
+    records = [median_of_rounds(done) for done in rounds]
+    for rec in records:
         print(json.dumps(rec), flush=True)
     if args.output:
         from entrannas_timm.files import write_atomic

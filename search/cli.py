@@ -6,13 +6,14 @@ import sys
 from typing import List, Optional, Sequence
 
 from .config import DATASETS, METHODS, PRESETS, SPACES, STEMS, ConfigError, SearchConfig, resolve_config
+from .methods import EnTranNASDST, PCDarts
 
 __all__ = ['build_parser', 'parse_config', 'main']
 
 _D = SearchConfig()
 
 _EPILOG = """\
-presets (METHOD.md §6; explicit flags override them):
+presets (docs/method.md, Protocols; explicit flags override them):
 """ + '\n'.join(f'  {name:14s} ' + ' '.join(f'{k}={v}' for k, v in p.items()) for name, p in PRESETS.items()) + """
 
 examples:
@@ -30,9 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         'EnTranNAS-DST) on one super-net; writes a genotype the entrannas_timm zoo builds.',
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
     g = p.add_argument_group('method')
-    g.add_argument('--method', choices=METHODS, help=f'search method (default {_D.method}): darts (first order; '
-                   'second order with --unrolled), pc-darts (partial channels + edge normalisation), entrannas '
-                   '(engine + transit cells, feature sharing), entrannas-dst (learned per-node thresholds, no zero op)')
+    g.add_argument('--method', choices=METHODS, help=f'search method (default {_D.method}): '
+                   + ', '.join(f'{name} ({cls.summary})' for name, cls in METHODS.items()))
     g.add_argument('--preset', choices=sorted(PRESETS), help='a named search protocol (listed below)')
     g.add_argument('--space', choices=SPACES, help=f'operation space: standard (8 ops) or extended (13 ops) '
                    f'(default {_D.space})')
@@ -48,11 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--temperature', type=float, help=f'softmax temperature tau, p = softmax(alpha / tau) '
                    f'(default {_D.temperature})')
     g.add_argument('--lam', type=float, help='entrannas-dst: weight of the sparsity regulariser, '
-                   'L_arch = L_val + lam * mean_j(1 - t_j); larger -> sparser cells (default 0.1)')
+                   f'L_arch = L_val + lam * mean_j(1 - t_j); larger -> sparser cells (default {EnTranNASDST.lam})')
     g.add_argument('--init-threshold', type=float, help='entrannas-dst: initial threshold t_j in (0, 1) '
-                   '(default 0.3)')
-    g.add_argument('--dst-regularizer', help="entrannas-dst: form of the lam term (default 'threshold_gap')")
-    g.add_argument('--pc-k', type=int, help='pc-darts: 1/K of the channels go through the mixed op (default 4)')
+                   f'(default {EnTranNASDST.init_threshold})')
+    g.add_argument('--dst-regularizer', help='entrannas-dst: form of the lam term (default '
+                   f'{EnTranNASDST.dst_regularizer!r})')
+    g.add_argument('--threshold-decay', type=float, help='entrannas-dst: Adam weight decay of the threshold logits '
+                   f'beta_j, separate from --arch-weight-decay (default {EnTranNASDST.threshold_decay})')
+    g.add_argument('--pc-k', type=int, help='pc-darts: 1/K of the channels go through the mixed op '
+                   f'(default {PCDarts.pc_k})')
 
     g = p.add_argument_group('super-net')
     g.add_argument('--channels', type=int, help=f'initial channels (default {_D.channels})')
@@ -87,11 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--momentum', type=float, help=f'weight SGD momentum (default {_D.momentum})')
     g.add_argument('--weight-decay', type=float, help=f'weight SGD weight decay (default {_D.weight_decay})')
     g.add_argument('--grad-clip', type=float, help=f'weight gradient norm clip, 0 = off (default {_D.grad_clip})')
+    g.add_argument('--lr-warmup-epochs', type=int, metavar='N', help='linear warm-up of the weight learning rate '
+                   'over N epochs: lr/N, 2 lr/N, ..., then the cosine schedule (PC-DARTS ImageNet: 5) '
+                   f'(default {_D.lr_warmup_epochs})')
     g.add_argument('--arch-lr', type=float, help=f'architecture Adam learning rate (default {_D.arch_lr})')
     g.add_argument('--arch-betas', type=float, nargs=2, metavar=('B1', 'B2'),
                    help=f'architecture Adam betas (default {_D.arch_betas[0]} {_D.arch_betas[1]})')
     g.add_argument('--arch-weight-decay', type=float, help=f'architecture Adam weight decay '
                    f'(default {_D.arch_weight_decay})')
+    g.add_argument('--arch-grad-clip', type=float, help='architecture gradient norm clip, 0 = off (PC-DARTS '
+                   f'ImageNet: 5) (default {_D.arch_grad_clip})')
     g.add_argument('--arch-warmup-epochs', type=int, help='epochs of weight-only training before architecture '
                    f'updates begin (default {_D.arch_warmup_epochs})')
     g.add_argument('--eval-channels', type=int, help='channels of the evaluation network whose params/MACs are '
@@ -113,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='continue the run in --output from its checkpoint.pt (or from CHECKPOINT)')
     g.add_argument('--export-genotype', metavar='genotypes/NAME.json', help='also write the final genotype '
                    "here; in genotypes/ it builds with timm.create_model(..., genotype='NAME')")
+    g.add_argument('--allow-unsearched-genotype', action='store_true',
+                   help='write a genotype even if the architecture was never updated (--arch-warmup-epochs not '
+                   'smaller than --epochs): the initial architecture, a baseline; refused without this flag')
     g.add_argument('--quiet', action='store_true', help='print nothing but errors')
     g.add_argument('--json', action='store_true', help='print only JSON lines: one per epoch, then a "done" line')
     return p
@@ -138,8 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ConfigError, DataError, SearchError, GenotypeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
-    except KeyboardInterrupt:
-        print('interrupted; the last checkpoint (end of the last full epoch) is kept; continue with --resume',
-              file=sys.stderr)
+    except KeyboardInterrupt as e:  # run() says what was kept; before it started, nothing was written
+        print(str(e) or 'interrupted before the search started; nothing was written', file=sys.stderr)
         return 130
     return 0

@@ -1,4 +1,4 @@
-"""Architecture derivation: from architecture weights to the cells a search yields (METHOD.md §5).
+"""Architecture derivation: from architecture weights to the cells a search yields (docs/method.md, *Derivation*).
 
 Two rules share one edge layout, DARTS's order: node ``j`` (state ``j + 2``) reads inputs ``0 .. j + 1``,
 and the edges of all nodes are listed node by node (:func:`cell_edges`).

@@ -1,14 +1,15 @@
 """torch.distributed plumbing: set-up from torchrun's environment, and keeping architecture params in sync.
 
-Weights train under DistributedDataParallel; architecture parameters are excluded from DDP and kept
-identical by hand: rank 0's initial values are broadcast, their gradients are averaged over ranks before
-every architecture step, so every rank runs the same Adam update and derives the same genotype.
+Weights train under DistributedDataParallel; architecture parameters are kept out of DDP (frozen when it
+is built, see :class:`search.searcher.Searcher`) and kept identical by hand: rank 0's initial values are
+broadcast, their gradients are averaged over ranks before every architecture step, so every rank runs the
+same Adam update and derives the same genotype.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Iterable, List
 
 import torch
 import torch.distributed as dist
@@ -88,10 +89,3 @@ def all_equal(tensors: List[torch.Tensor]) -> bool:
     dist.all_reduce(same, op=dist.ReduceOp.MIN)
     return bool(same.item())
 
-
-def gather_objects(obj: object) -> Optional[list]:
-    if not (dist.is_available() and dist.is_initialized()):
-        return [obj]
-    out: list = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out

@@ -1,7 +1,13 @@
 """The bilevel search loop: architecture step on a validation batch, then weight step on a training batch.
 
-:class:`Searcher` holds one search step (both optimisers, AMP, DDP) and is shared by the loop and
-``search.bench``; :func:`run` drives epochs, metrics, checkpoints and the final genotype.
+:class:`~search.searcher.Searcher` holds one search step (both optimisers, AMP, DDP) and is shared with
+``search.bench``; :func:`run` drives the run in named steps: ``_set_up`` (device, data, super-net, resume),
+then per epoch ``_train_epoch``, ``_record`` and ``_checkpoint``, then ``_finish`` (provenance, genotype).
+The run directory's files are written and read through ``entrannas_timm.records``.
+
+A checkpoint is written only when every tensor of the state and every recorded metric is finite, and
+``metrics.jsonl`` never runs ahead of it; every message about a stopped run (divergence, failed write,
+Ctrl-C) names the checkpoint that exists, or says none does.
 
 Reproducibility: every epoch reseeds the RNGs from ``(seed, epoch)`` and shuffles with
 ``DistributedSampler(seed=seed).set_epoch(epoch)``, so a checkpoint taken at an epoch boundary (model,
@@ -9,8 +15,9 @@ optimisers, scheduler, metrics so far) resumes exactly; no RNG state has to be c
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
+import errno
+import io
 import json
 import math
 import os
@@ -23,11 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
-from timm.utils import dispatch_clip_grad
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
@@ -36,37 +39,34 @@ from entrannas_timm import CellNetwork, Genotype
 from entrannas_timm.files import write_atomic
 from entrannas_timm.models import FAMILIES
 from entrannas_timm.profile import model_cost
+from entrannas_timm.records import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    GENOTYPE_FILE,
+    METRICS_FILE,
+    RecordError,
+    epoch_line,
+    parse_epoch_line,
+    search_provenance,
+    write_config,
+    write_metrics,
+)
 
-from .architect import UnrolledArchitect
 from .config import RESUME_MUTABLE, ConfigError, SearchConfig
 from .data import SearchData, build_search_data
-from .distributed import (
-    DistInfo,
-    all_equal,
-    average_gradients,
-    broadcast_tensors,
-    init_distributed,
-    shutdown_distributed,
-)
+from .distributed import DistInfo, all_equal, broadcast_tensors, init_distributed, shutdown_distributed
+from .searcher import NonFiniteLossError, Searcher, SearchError, build_model, lr_warmup
 from .supernet import SearchNetwork
 
-__all__ = ['SearchError', 'ResumeError', 'NonFiniteLossError', 'Searcher', 'SearchResult', 'run',
-           'build_model', 'CHECKPOINT_FORMAT']
+__all__ = ['SearchError', 'ResumeError', 'NonFiniteLossError', 'SearchInterrupted', 'Searcher', 'SearchResult',
+           'run', 'build_model', 'CHECKPOINT_FORMAT']
 
 CHECKPOINT_FORMAT = 'entrannas-search-checkpoint'
 CHECKPOINT_VERSION = 1
 
 
-class SearchError(RuntimeError):
-    """A search cannot continue; the message says why and what was kept."""
-
-
 class ResumeError(SearchError):
     """``--resume`` of a missing, unreadable or incompatible checkpoint."""
-
-
-class NonFiniteLossError(SearchError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 # ---- files -----------------------------------------------------------------------------------------
@@ -96,135 +96,6 @@ def _seed_everything(seed: int) -> None:
         np.random.seed(seed % 2 ** 32)
     except ImportError:
         pass
-
-
-# ---- the search step -------------------------------------------------------------------------------
-def build_model(cfg: SearchConfig, in_chans: int, num_classes: int, device: torch.device) -> SearchNetwork:
-    """The super-net of ``cfg`` (method defaults filled by the super-net itself)."""
-    kwargs: Dict[str, Any] = dict(
-        method=cfg.method, num_classes=num_classes, in_chans=in_chans, channels=cfg.channels, layers=cfg.layers,
-        nodes=cfg.nodes, space=cfg.space, stem=cfg.stem or 'cifar', engine_cells=cfg.engine_cells,
-        feature_sharing=cfg.feature_sharing, temperature=cfg.temperature, stem_multiplier=cfg.stem_multiplier,
-        device=device)
-    if cfg.pc_k is not None:
-        kwargs['pc_k'] = cfg.pc_k
-    if cfg.init_threshold is not None:
-        kwargs['init_threshold'] = cfg.init_threshold
-    if cfg.dst_regularizer is not None:
-        kwargs['dst_regularizer'] = cfg.dst_regularizer
-    try:
-        return SearchNetwork(**kwargs)
-    except ValueError as e:
-        raise ConfigError(f'super-net settings: {e}') from None
-
-
-class Searcher:
-    """One search step of a super-net: ``arch_step`` (validation batch) then ``weight_step`` (training batch).
-
-    Architecture parameters require gradients only inside ``arch_step``, whose backward is restricted to
-    them (no weight gradients are computed there); weight steps never build the architecture graph.
-    Under DDP, weights are reduced by DDP and architecture gradients are averaged by hand.
-    """
-
-    def __init__(self, model: SearchNetwork, cfg: SearchConfig, device: torch.device, dist_info: DistInfo = DistInfo()):
-        self.model, self.cfg, self.device = model, cfg, device
-        self.arch_params = model.arch_parameters()
-        self.weight_params = model.weight_parameters()
-        self.criterion = nn.CrossEntropyLoss()
-        self.weight_optimizer = create_optimizer_v2(
-            self.weight_params, opt='momentum', lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
-        self.arch_optimizer = create_optimizer_v2(
-            self.arch_params, opt='adam', lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay,
-            betas=tuple(cfg.arch_betas))
-        self.lam = float(cfg.lam or 0.)
-        self.net: nn.Module = model
-        if dist_info.enabled:
-            names = model.arch_parameter_names()
-            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, names)
-            self.net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == 'cuda' else None,
-                find_unused_parameters=cfg.method.startswith('entrannas'))
-        self.architect = (UnrolledArchitect(model, self.weight_optimizer, self.criterion, cfg.momentum,
-                                            cfg.weight_decay) if cfg.unrolled else None)
-        self.use_amp = cfg.amp and device.type == 'cuda'
-        self._set_arch_grad(False)
-
-    def _set_arch_grad(self, on: bool) -> None:
-        for p in self.arch_params:
-            p.requires_grad_(on)
-
-    def _autocast(self):
-        return torch.autocast('cuda', dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
-
-    def arch_step(self, x_val: torch.Tensor, y_val: torch.Tensor, x_train: Optional[torch.Tensor] = None,
-                  y_train: Optional[torch.Tensor] = None, eta: float = 0.) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One Adam step of the architecture on a validation batch; re-derives the architecture after it."""
-        self._set_arch_grad(True)
-        try:
-            self.arch_optimizer.zero_grad(set_to_none=True)
-            if self.architect is not None:
-                assert x_train is not None and y_train is not None
-                with self._autocast():
-                    loss, logits = self.architect.backward(x_train, y_train, x_val, y_val, eta)
-                    reg = self.model.arch_regularizer(self.lam)
-                if reg.requires_grad:
-                    reg.backward()
-            else:
-                with self._autocast():
-                    logits = self.model(x_val)
-                    loss = self.criterion(logits, y_val) + self.model.arch_regularizer(self.lam)
-                loss.backward(inputs=self.arch_params)
-            average_gradients(self.arch_params)
-            # a NaN step would poison alpha (and derivation) for good; averaged gradients agree on every rank
-            if not bool(torch.stack([torch.isfinite(p.grad).all() for p in self.arch_params if p.grad is not None]
-                                    + [torch.isfinite(loss)]).all()):
-                raise NonFiniteLossError('non-finite architecture loss')
-            self.arch_optimizer.step()
-        finally:
-            self._set_arch_grad(False)
-        self.model.rederive()
-        return loss.detach(), logits.detach()
-
-    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One SGD step of the weights on a training batch, gradient norm clipped."""
-        self.weight_optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            logits = self.net(x)
-            loss = self.criterion(logits, y)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            dispatch_clip_grad(self.weight_params, self.cfg.grad_clip, mode='norm')
-        self.weight_optimizer.step()
-        return loss.detach(), logits.detach()
-
-    @torch.no_grad()
-    def evaluate(self, loader, to_device: Callable) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Summed loss, correct count and count over ``loader`` in eval mode (as DARTS's ``infer``)."""
-        self.model.eval()
-        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
-        correct = torch.zeros((), device=self.device, dtype=torch.float64)
-        n = torch.zeros((), device=self.device, dtype=torch.float64)
-        try:
-            for x, y in loader:
-                x, y = to_device(x, y)
-                with self._autocast():
-                    logits = self.model(x)
-                loss_sum += F.cross_entropy(logits.float(), y, reduction='sum')
-                correct += (logits.argmax(1) == y).sum()
-                n += y.numel()
-        finally:
-            self.model.train()
-        return loss_sum, correct, n
-
-    # ---- state ---------------------------------------------------------------------------------------
-    def state_dict(self) -> Dict[str, Any]:
-        return {'model': self.model.state_dict(), 'weight_optimizer': self.weight_optimizer.state_dict(),
-                'arch_optimizer': self.arch_optimizer.state_dict()}
-
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.model.load_state_dict(state['model'])  # SearchNetwork re-derives on load (a post hook)
-        self.weight_optimizer.load_state_dict(state['weight_optimizer'])
-        self.arch_optimizer.load_state_dict(state['arch_optimizer'])
 
 
 # ---- the run ---------------------------------------------------------------------------------------
@@ -257,14 +128,44 @@ class _Printer:
             print(json.dumps(obj), flush=True)
 
 
-def _resolve_device(cfg: SearchConfig, info_local_rank: int) -> torch.device:
+@dataclass
+class _Kept:
+    """What a stopped run leaves to resume from: the last checkpoint written (or resumed from), if any.
+
+    Every message about a stopped run is built here, so none names a checkpoint that does not exist.
+    """
+    out: Path
+    checkpoint: Optional[Path] = None
+    epoch: int = 0
+    phase: str = 'start-up'
+
+    def __str__(self) -> str:
+        if self.checkpoint is None:
+            return 'no checkpoint was written (nothing to resume: start again)'
+        resume = '--resume' if self.checkpoint == self.out / CHECKPOINT_FILE else f'--resume {self.checkpoint}'
+        return (f'the checkpoint of epoch {self.epoch} ({self.checkpoint}) is kept: continue with '
+                f'{resume} --output {self.out}')
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a search; the message says what was kept."""
+
+
+def _os_reason(e: OSError) -> str:
+    name = errno.errorcode.get(e.errno or 0)
+    return f'{e.strerror or e}' + (f' ({name})' if name else '')
+
+
+def _resolve_device(cfg: SearchConfig, local_rank: int) -> torch.device:
     name = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    dev = torch.device(name)
+    dev = torch.device(name)  # the form was checked with the settings (cpu, cuda, cuda:N)
     if dev.type == 'cuda':
         if not torch.cuda.is_available():
             raise ConfigError(f'--device {name}: CUDA is not available on this machine')
         if dev.index is None:
-            dev = torch.device('cuda', info_local_rank)
+            dev = torch.device('cuda', local_rank)
+        if dev.index >= torch.cuda.device_count():
+            raise ConfigError(f'--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)')
     return dev
 
 
@@ -272,7 +173,59 @@ def _output_dir(cfg: SearchConfig) -> Path:
     return Path(cfg.output or f'runs/{cfg.method}-{cfg.dataset}-s{cfg.seed}').expanduser()
 
 
+def _check_output(cfg: SearchConfig, out: Path) -> Optional[Path]:
+    """Refuse to overwrite a previous run or an exported genotype; return the checkpoint to resume."""
+    if cfg.export_genotype is not None and Path(cfg.export_genotype).exists():
+        raise ConfigError(f'--export-genotype: {cfg.export_genotype} already exists; remove it or choose another '
+                          'name (nothing was written)')
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f'--output: {blocker} is a file, not a directory; choose a directory for the run')
+    if cfg.resume is not None:
+        return Path(cfg.resume) if cfg.resume != 'auto' else out / CHECKPOINT_FILE
+    existing = [n for n in (CHECKPOINT_FILE, METRICS_FILE, GENOTYPE_FILE) if (out / n).exists()]
+    if existing:
+        raise ConfigError(f'--output: {out} already holds a run ({", ".join(existing)}); pass --resume to '
+                          'continue it or choose another --output (nothing was overwritten)')
+    return None
+
+
+# ---- checkpoints -----------------------------------------------------------------------------------
+def _non_finite(state: Any, name: str = '') -> Optional[str]:
+    """The name of the first floating-point tensor (or number) in ``state`` holding NaN or infinity."""
+    if isinstance(state, torch.Tensor):
+        return name if state.is_floating_point() and not bool(torch.isfinite(state).all()) else None
+    if isinstance(state, float):
+        return None if math.isfinite(state) else name
+    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, (list, tuple)) else ()
+    for k, v in items:
+        found = _non_finite(v, f'{name}.{k}' if name else str(k))
+        if found is not None:
+            return found
+    return None
+
+
+def _check_fields(ckpt: Dict[str, Any], path: Path, cfg: SearchConfig) -> None:
+    def bad(name: str, expected: str) -> ResumeError:
+        value = ckpt.get(name, '<missing>')
+        shown = type(value).__name__ if isinstance(value, (dict, list)) else repr(value)
+        return ResumeError(f'--resume: {path}: field "{name}": expected {expected}, got {shown}')
+    for name in ('config', 'model', 'weight_optimizer', 'arch_optimizer'):
+        if not isinstance(ckpt.get(name), dict):
+            raise bad(name, 'an object')
+    epoch = ckpt.get('epoch')
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= cfg.epochs:
+        raise bad('epoch', f'an integer in [0, {cfg.epochs}]')
+    metrics = ckpt.get('metrics')
+    if not (isinstance(metrics, list) and len(metrics) == epoch and all(isinstance(m, str) for m in metrics)):
+        raise bad('metrics', f'a list of {epoch} epoch record(s)')
+    elapsed = ckpt.get('elapsed_s', 0.)
+    if not isinstance(elapsed, (int, float)) or isinstance(elapsed, bool) or not 0 <= elapsed < math.inf:
+        raise bad('elapsed_s', 'a finite number of seconds >= 0')
+
+
 def _load_checkpoint(path: Path, cfg: SearchConfig) -> Dict[str, Any]:
+    """Read and check a checkpoint to resume from: its format, every field, finite tensors, the same settings."""
     if not path.is_file():
         raise ResumeError(f'--resume: checkpoint {path} not found')
     try:
@@ -284,27 +237,23 @@ def _load_checkpoint(path: Path, cfg: SearchConfig) -> Dict[str, Any]:
     if ckpt.get('version') != CHECKPOINT_VERSION:
         raise ResumeError(f'--resume: {path} has checkpoint version {ckpt.get("version")!r}; this code reads '
                           f'{CHECKPOINT_VERSION}')
-    saved, now = ckpt.get('config', {}), cfg.to_dict()
+    _check_fields(ckpt, path, cfg)
+    bad = _non_finite({k: ckpt[k] for k in ('model', 'weight_optimizer', 'arch_optimizer')})
+    if bad is not None:
+        raise ResumeError(f'--resume: {path}: {bad} holds NaN or infinite values; it is not a good checkpoint')
+    saved, now = ckpt['config'], cfg.to_dict()
     diff = sorted(k for k in now if k not in RESUME_MUTABLE and saved.get(k) != now[k])
     if diff:
         detail = ', '.join(f'{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}' for k in diff)
         raise ResumeError(f'--resume: {path} was written with different settings ({detail}); resume with the '
                           'same settings, or start a new --output')
+    try:
+        records = [parse_epoch_line(m, f'{path} metrics[{i}]') for i, m in enumerate(ckpt['metrics'])]
+    except RecordError as e:
+        raise ResumeError(f'--resume: {e}') from None
+    if [r.epoch for r in records] != list(range(1, ckpt['epoch'] + 1)):
+        raise ResumeError(f'--resume: {path}: field "metrics": expected the records of epochs 1 to {ckpt["epoch"]}')
     return ckpt
-
-
-def _check_output(cfg: SearchConfig, out: Path) -> Optional[Path]:
-    """Refuse to overwrite a previous run or an exported genotype; return the checkpoint to resume."""
-    if cfg.export_genotype is not None and Path(cfg.export_genotype).exists():
-        raise ConfigError(f'--export-genotype: {cfg.export_genotype} already exists; remove it or choose another '
-                          'name (nothing was written)')
-    if cfg.resume is not None:
-        return Path(cfg.resume) if cfg.resume != 'auto' else out / 'checkpoint.pt'
-    existing = [n for n in ('checkpoint.pt', 'metrics.jsonl', 'genotype.json') if (out / n).exists()]
-    if existing:
-        raise ConfigError(f'--output: {out} already holds a run ({", ".join(existing)}); pass --resume to '
-                          'continue it or choose another --output (nothing was overwritten)')
-    return None
 
 
 def _make_loader(ds, batch: int, info: DistInfo, cfg: SearchConfig, device: torch.device) -> DataLoader:
@@ -314,7 +263,7 @@ def _make_loader(ds, batch: int, info: DistInfo, cfg: SearchConfig, device: torc
 
 
 class _CostCache:
-    """Params and MACs of the evaluation network of a genotype (METHOD.md §7 sizes), cached per genotype."""
+    """Params and MACs of the evaluation network of a genotype (sizes: docs/method.md, Protocols), cached."""
 
     def __init__(self, cfg: SearchConfig, data: SearchData):
         family = cfg.stem or 'cifar'
@@ -347,20 +296,89 @@ def _summary(rec: Dict[str, Any], eta_s: float) -> str:
             f'{rec["epoch_time_s"]:.1f}s  ETA {datetime.timedelta(seconds=int(eta_s))}')
 
 
+@dataclass
+class _Run:
+    """A search set up for its epochs: settings, data, super-net, optimisers and the records so far."""
+    cfg: SearchConfig
+    out: Path
+    info: DistInfo
+    device: torch.device
+    printer: _Printer
+    data: SearchData
+    train_loader: DataLoader
+    val_loader: DataLoader
+    model: SearchNetwork
+    searcher: Searcher
+    scheduler: Any
+    cost: _CostCache
+    kept: _Kept
+    start_epoch: int = 0
+    elapsed: float = 0.
+    records: List[Dict[str, Any]] = field(default_factory=list)
+    lines: List[str] = field(default_factory=list)   # metrics.jsonl, one line per record
+    written: List[str] = field(default_factory=list)
+
+    def arch_on(self, epoch: int) -> bool:
+        return epoch >= self.cfg.arch_warmup_epochs
+
+    def to_device(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+    def write(self, name: str, writer: Callable[[Path], Any], what: str = '') -> None:
+        """Rank 0 writes ``out/name`` (atomically: every writer goes through ``write_atomic``); a failed write
+        (full disk, no permission) is one clear line saying what was kept."""
+        path = self.out / name
+        try:
+            writer(path)
+        except OSError as e:
+            raise SearchError(f'cannot write {path}: {_os_reason(e)}; {what or self.kept}') from None
+        self.written.append(name)
+
+    def all_ranks(self, ok: bool) -> bool:
+        """True when ``ok`` holds on every rank (a decision one rank makes, such as a failed write, is shared)."""
+        if not self.info.enabled:
+            return ok
+        flag = torch.tensor([int(ok)], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def non_finite(self, what: str, epoch: int) -> NonFiniteLossError:
+        return NonFiniteLossError(f'non-finite {what} in epoch {epoch + 1}; stopped, and {self.kept}. Try a lower '
+                                  '--lr or --arch-lr, or keep --grad-clip on.')
+
+
 def run(cfg: SearchConfig) -> SearchResult:
-    """Search with ``cfg``; rank 0 writes config.json, metrics.jsonl, checkpoint.pt and genotype.json."""
+    """Search with ``cfg``; rank 0 writes config.json, metrics.jsonl, checkpoint.pt and genotype.json.
+
+    Ctrl-C raises :class:`SearchInterrupted`, whose message says which checkpoint (if any) is kept.
+    """
     out = _output_dir(cfg)
-    resume_path = _check_output(cfg, out)
-    ckpt = _load_checkpoint(resume_path, cfg) if resume_path is not None else None
-    device_type = torch.device(cfg.device).type if cfg.device else ('cuda' if torch.cuda.is_available() else 'cpu')
-    info = init_distributed(device_type)
+    kept = _Kept(out)
     try:
-        return _run(cfg, out, ckpt, info)
-    finally:
-        shutdown_distributed(info)
+        resume_path = _check_output(cfg, out)
+        ckpt = _load_checkpoint(resume_path, cfg) if resume_path is not None else None
+        if ckpt is not None:
+            kept.checkpoint, kept.epoch = resume_path, ckpt['epoch']
+        device_type = torch.device(cfg.device).type if cfg.device else ('cuda' if torch.cuda.is_available() else 'cpu')
+        info = init_distributed(device_type)
+        try:
+            r = _set_up(cfg, out, ckpt, info, kept)
+            for epoch in range(r.start_epoch, cfg.epochs):
+                kept.phase = f'epoch {epoch + 1}'
+                _epoch(r, epoch)
+            kept.phase = 'the final genotype'
+            return _finish(r)
+        finally:
+            shutdown_distributed(info)
+    except KeyboardInterrupt:
+        raise SearchInterrupted(f'interrupted during {kept.phase}; {kept}') from None
 
 
-def _run(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: DistInfo) -> SearchResult:
+def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: DistInfo, kept: _Kept) -> _Run:
+    """Device, determinism, data, super-net, optimisers and scheduler; restore ``ckpt``; write config.json."""
     device = _resolve_device(cfg, info.local_rank)
     if cfg.batch_size % info.world_size:
         raise ConfigError(f'--batch-size {cfg.batch_size} is global and must divide evenly over '
@@ -388,139 +406,182 @@ def _run(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: Dis
     broadcast_tensors(list(model.parameters()) + list(model.buffers()))  # every rank starts from rank 0's net
     searcher = Searcher(model, cfg, device, info)
     scheduler, _ = create_scheduler_v2(searcher.weight_optimizer, sched='cosine', num_epochs=cfg.epochs,
-                                       min_lr=cfg.min_lr)
-    cost = _CostCache(cfg, data)
-
-    start_epoch, records, elapsed = 0, [], 0.
+                                       min_lr=cfg.min_lr, **lr_warmup(cfg))
+    r = _Run(cfg, out, info, device, printer, data, train_loader, val_loader, model, searcher, scheduler,
+             _CostCache(cfg, data), kept)
     if ckpt is not None:
         try:
             searcher.load_state_dict(ckpt)
-        except (RuntimeError, KeyError, ValueError) as e:
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
             raise ResumeError(f'--resume: the checkpoint does not fit this super-net ({e})') from None
-        start_epoch = int(ckpt['epoch'])
-        records = [json.loads(line) for line in ckpt.get('metrics', [])]
-        elapsed = float(ckpt.get('elapsed_s', 0.))
-    written: List[str] = []
+        r.start_epoch, r.elapsed, r.lines = ckpt['epoch'], float(ckpt.get('elapsed_s', 0.)), list(ckpt['metrics'])
+        r.records = [json.loads(line) for line in r.lines]  # checked by _load_checkpoint
     if info.is_main:
-        write_atomic(out / 'config.json', json.dumps(cfg.to_dict(), indent=2) + '\n')
-        written.append('config.json')
+        r.write(CONFIG_FILE, lambda p: write_config(p, cfg.to_dict()))
         if ckpt is not None:  # drop records written after the checkpoint by the interrupted run
-            write_atomic(out / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in records))
+            r.write(METRICS_FILE, lambda p: write_metrics(p, r.lines))
+    return r
 
-    def to_device(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        x = x.to(device, non_blocking=True)
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y.to(device, non_blocking=True)
 
-    steps = min(len(train_loader), len(val_loader))
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        _seed_everything(cfg.seed * 100003 + epoch)
-        scheduler.step(epoch)
-        lr = searcher.weight_optimizer.param_groups[0]['lr']
-        train_loader.sampler.set_epoch(epoch)
-        val_loader.sampler.set_epoch(epoch)
-        arch_on = epoch >= cfg.arch_warmup_epochs
-        if device.type == 'cuda':
-            torch.cuda.reset_peak_memory_stats(device)
-        model.train()
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        correct = torch.zeros((), device=device, dtype=torch.float64)
-        seen = torch.zeros((), device=device, dtype=torch.float64)
-        bar = printer.bar(steps, f'epoch {epoch + 1}/{cfg.epochs}')
-        nonfinite = False
-        for step, ((x, y), (xv, yv)) in enumerate(zip(train_loader, val_loader)):
-            x, y = to_device(x, y)
-            if arch_on:
-                xv, yv = to_device(xv, yv)
-                try:
-                    searcher.arch_step(xv, yv, x, y, eta=lr)
-                except NonFiniteLossError:
-                    nonfinite = True
-                    break
-            loss, logits = searcher.weight_step(x, y)
-            loss_sum += loss.double() * y.numel()
-            correct += (logits.argmax(1) == y).sum()
-            seen += y.numel()
-            bar.update(1)
-            if step % 20 == 0 or step == steps - 1:
-                avg = (loss_sum / seen).item()
-                if not math.isfinite(avg):
-                    break
-                bar.set_postfix(loss=f'{avg:.3f}', acc=f'{(correct / seen).item():.3f}')
-        bar.close()
-        stats = torch.stack([loss_sum, correct, seen])
-        if info.enabled:
-            torch.distributed.all_reduce(stats)
-        if nonfinite or not math.isfinite(float(stats[0])) or not all(math.isfinite(float(p.detach().float().sum()))
-                                                        for p in searcher.arch_params):
-            raise NonFiniteLossError(
-                f'non-finite training loss in epoch {epoch + 1}; stopped. The last good checkpoint '
-                f'({out / "checkpoint.pt"}, epoch {epoch}) is kept. Try a lower --lr or --arch-lr.')
-        vstats = torch.stack(searcher.evaluate(val_loader, to_device))
-        if info.enabled:
-            torch.distributed.all_reduce(vstats)
-        genotype = model.genotype()
-        mc = cost(genotype)
-        epoch_time = time.perf_counter() - t0
-        elapsed += epoch_time
-        rec = {
-            'epoch': epoch + 1, 'epochs': cfg.epochs, 'lr': lr,
-            'train_loss': float(stats[0] / stats[2]), 'train_acc': float(stats[1] / stats[2]),
-            'val_loss': float(vstats[0] / vstats[2]), 'val_acc': float(vstats[1] / vstats[2]),
-            'arch_updates': arch_on,
-            'genotype': genotype.to_dict(), 'arch': model.arch_snapshot(),
-            'params': mc['params'], 'macs': mc['macs'],
-            'epoch_time_s': epoch_time, 'peak_mem_mb': _peak_mem_mb(device),
-        }
-        records.append(rec)
-        if info.is_main:
-            state = dict(searcher.state_dict(), format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
-                         epoch=epoch + 1, config=cfg.to_dict(), scheduler=scheduler.state_dict(),
-                         metrics=[json.dumps(r) for r in records], elapsed_s=elapsed)
-            write_atomic(out / 'checkpoint.pt', lambda f, s=state: torch.save(s, f))
-            write_atomic(out / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in records))
-            written += ['checkpoint.pt', 'metrics.jsonl']
-        eta = elapsed / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1) if epoch >= start_epoch else 0.
-        printer.text(_summary(rec, eta))
-        printer.json(rec)
+def _epoch(r: _Run, epoch: int) -> None:
+    """One epoch: train, record, checkpoint, print. Nothing non-finite is ever recorded or saved."""
+    t0 = time.perf_counter()
+    _seed_everything(r.cfg.seed * 100003 + epoch)
+    r.scheduler.step(epoch)
+    lr = r.searcher.weight_optimizer.param_groups[0]['lr']
+    train = _train_epoch(r, epoch, lr)
+    rec = _record(r, epoch, lr, train, t0)
+    _checkpoint(r, epoch, rec)
+    eta = r.elapsed / (epoch + 1 - r.start_epoch) * (r.cfg.epochs - epoch - 1)
+    r.printer.text(_summary(rec, eta))
+    r.printer.json(rec)
 
+
+def _train_epoch(r: _Run, epoch: int, lr: float) -> torch.Tensor:
+    """Architecture and weight steps over the epoch's batches; returns (loss sum, correct, count) over ranks."""
+    device, searcher = r.device, r.searcher
+    r.train_loader.sampler.set_epoch(epoch)
+    r.val_loader.sampler.set_epoch(epoch)
+    arch_on = r.arch_on(epoch)
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    r.model.train()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.float64)
+    seen = torch.zeros((), device=device, dtype=torch.float64)
+    steps = min(len(r.train_loader), len(r.val_loader))
+    bar = r.printer.bar(steps, f'epoch {epoch + 1}/{r.cfg.epochs}')
+    nonfinite = False
+    for step, ((x, y), (xv, yv)) in enumerate(zip(r.train_loader, r.val_loader)):
+        x, y = r.to_device(x, y)
+        if arch_on:
+            xv, yv = r.to_device(xv, yv)
+            try:
+                searcher.arch_step(xv, yv, x, y, eta=lr)
+            except NonFiniteLossError:
+                nonfinite = True
+                break
+        loss, logits = searcher.weight_step(x, y)
+        loss_sum += loss.double() * y.numel()
+        correct += (logits.argmax(1) == y).sum()
+        seen += y.numel()
+        bar.update(1)
+        if step % 20 == 0 or step == steps - 1:
+            avg = (loss_sum / seen).item()
+            if not math.isfinite(avg):
+                break
+            bar.set_postfix(loss=f'{avg:.3f}', acc=f'{(correct / seen).item():.3f}')
+    bar.close()
+    stats = torch.stack([loss_sum, correct, seen])
+    if r.info.enabled:
+        torch.distributed.all_reduce(stats)
+    if nonfinite or not math.isfinite(float(stats[0])):
+        raise r.non_finite('training loss', epoch)
+    if _non_finite(searcher.arch_params) is not None:
+        raise r.non_finite('architecture parameters', epoch)
+    return stats
+
+
+def _record(r: _Run, epoch: int, lr: float, train: torch.Tensor, t0: float) -> Dict[str, Any]:
+    """Validate, derive the genotype and its cost, and append the epoch's record (checked, strict JSON)."""
+    val = torch.stack(r.searcher.evaluate(r.val_loader, r.to_device))
+    if r.info.enabled:
+        torch.distributed.all_reduce(val)
+    if not math.isfinite(float(val[0])):
+        raise r.non_finite('validation loss', epoch)
+    genotype = r.model.genotype()
+    mc = r.cost(genotype)
+    epoch_time = time.perf_counter() - t0
+    r.elapsed += epoch_time
+    rec = {
+        'epoch': epoch + 1, 'epochs': r.cfg.epochs, 'lr': lr,
+        'train_loss': float(train[0] / train[2]), 'train_acc': float(train[1] / train[2]),
+        'val_loss': float(val[0] / val[2]), 'val_acc': float(val[1] / val[2]),
+        'arch_updates': r.arch_on(epoch),
+        'genotype': genotype.to_dict(), 'arch': r.model.arch_snapshot(),
+        'params': mc['params'], 'macs': mc['macs'],
+        'epoch_time_s': epoch_time, 'peak_mem_mb': _peak_mem_mb(r.device),
+    }
+    r.lines.append(epoch_line(rec))
+    r.records.append(rec)
+    return rec
+
+
+def _checkpoint(r: _Run, epoch: int, rec: Dict[str, Any]) -> None:
+    """Save the end of ``epoch`` if every tensor of the state is finite (a good checkpoint), then metrics.jsonl.
+
+    The checkpoint is written first: metrics.jsonl never runs ahead of a checkpoint (resume rewrites it from one).
+    """
+    state = dict(r.searcher.state_dict(), format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION, epoch=epoch + 1,
+                 config=r.cfg.to_dict(), scheduler=r.scheduler.state_dict(), metrics=list(r.lines),
+                 elapsed_s=r.elapsed)
+    bad = _non_finite({k: state[k] for k in ('model', 'weight_optimizer', 'arch_optimizer')})
+    if not r.all_ranks(bad is None):
+        raise r.non_finite(f'values in {bad}' if bad else 'values on another rank', epoch)
+    error = None
+    if r.info.is_main:
+        try:
+            buf = io.BytesIO()  # serialised first: torch.save into a failing file hides the OSError (full disk)
+            torch.save(state, buf)
+            r.write(CHECKPOINT_FILE, lambda p: write_atomic(p, buf.getvalue()))
+            r.kept.checkpoint, r.kept.epoch = r.out / CHECKPOINT_FILE, epoch + 1
+            r.write(METRICS_FILE, lambda p: write_metrics(p, r.lines))
+        except SearchError as e:
+            error = e
+    if not r.all_ranks(error is None):
+        raise error or SearchError(f'rank 0 could not write the run directory {r.out}; stopped')
+
+
+def _provenance(r: _Run) -> Dict[str, Any]:
+    """How the genotype was found: settings, engine cells, cost, code, final metrics, evaluation network."""
+    cfg, device, world = r.cfg, r.device, r.info.world_size
+    last = r.records[-1] if r.records else {}
+    cost_key = 'gpu_days' if device.type == 'cuda' else 'cpu_hours'
+    return search_provenance(
+        method=cfg.method, dataset=r.data.name, seed=cfg.seed, epochs=cfg.epochs,
+        search_settings={k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE},
+        engine_cells=list(r.model.engine_cell_indices),
+        search_cost={'wall_time_s': round(r.elapsed, 2), 'devices': world, 'device': device.type,
+                     'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'),
+                     cost_key: round(r.elapsed * world / (86400 if device.type == 'cuda' else 3600), 6)},
+        code_version=_code_version(),
+        metrics={k: last.get(k) for k in ('train_acc', 'val_acc', 'train_loss', 'val_loss', 'params', 'macs')},
+        evaluation_network={'stem': r.cost.family, 'channels': r.cost.channels, 'layers': r.cost.layers,
+                            'input_size': [r.data.in_chans, r.cost.size, r.cost.size]},
+        arch_update_epochs=sum(1 for rec in r.records if rec.get('arch_updates')))
+
+
+def _finish(r: _Run) -> SearchResult:
+    """Derive the final genotype with its provenance and write genotype.json (and --export-genotype)."""
+    cfg, searcher = r.cfg, r.searcher
     if not all_equal(searcher.arch_params):
         raise SearchError('architecture parameters differ between ranks; the distributed run is inconsistent')
-    genotype = model.genotype()
-    last = records[-1] if records else {}
+    provenance = _provenance(r)
+    if provenance['arch_update_epochs'] == 0 and not cfg.allow_unsearched_genotype:
+        raise SearchError(
+            f'the architecture was never updated ({cfg.arch_warmup_epochs} warm-up epoch(s) of {cfg.epochs}), so '
+            f'the genotype would be the random initial one; none was written. Records and checkpoint are kept in '
+            f'{r.out}; to write that genotype anyway, continue with --resume --output {r.out} '
+            '--allow-unsearched-genotype')
     name = Path(cfg.export_genotype).stem if cfg.export_genotype else f'{cfg.method}_{cfg.dataset}_s{cfg.seed}'
-    world = info.world_size
-    cost_key = 'gpu_days' if device.type == 'cuda' else 'cpu_hours'
-    provenance = {
-        'source': 'entrannas-timm search (python -m search)',
-        'method': cfg.method, 'dataset': data.name, 'seed': cfg.seed, 'epochs': cfg.epochs,
-        'search_settings': {k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE},
-        'engine_cells': list(model.engine_cell_indices),
-        'search_cost': {'wall_time_s': round(elapsed, 2), 'devices': world, 'device': device.type,
-                        'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'),
-                        cost_key: round(elapsed * world / (86400 if device.type == 'cuda' else 3600), 6)},
-        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'code_version': _code_version(),
-        'metrics': {k: last.get(k) for k in ('train_acc', 'val_acc', 'train_loss', 'val_loss', 'params', 'macs')},
-        'evaluation_network': {'stem': cost.family, 'channels': cost.channels, 'layers': cost.layers,
-                               'input_size': [data.in_chans, cost.size, cost.size]},
-    }
-    genotype = genotype.replace(name=name, provenance=provenance)
-    if info.is_main:
-        genotype.save(out / 'genotype.json')
-        written.append('genotype.json')
+    genotype = r.model.genotype().replace(name=name, provenance=provenance)
+    if r.info.is_main:
+        again = f'the records are kept; continue with --resume --output {r.out} to write it again'
+        r.write(GENOTYPE_FILE, genotype.save, again)
         if cfg.export_genotype:
-            genotype.save(cfg.export_genotype)
-            written.append(str(cfg.export_genotype))
-        printer.text(f'genotype written to {out / "genotype.json"}'
-                     + (f' and {cfg.export_genotype}' if cfg.export_genotype else ''))
-        printer.text(str(genotype))
-        printer.json({'event': 'done', 'output': str(out), 'genotype': genotype.to_dict(),
-                      'exported': cfg.export_genotype})
-    return SearchResult(genotype, [p.detach().cpu().clone() for p in searcher.arch_params], records, out,
-                        info.rank, sorted(set(written)))
+            try:
+                genotype.save(cfg.export_genotype)
+            except OSError as e:
+                raise SearchError(f'--export-genotype: cannot write {cfg.export_genotype}: {_os_reason(e)}; '
+                                  f'the genotype is in {r.out / GENOTYPE_FILE}') from None
+            r.written.append(str(cfg.export_genotype))
+        r.printer.text(f'genotype written to {r.out / GENOTYPE_FILE}'
+                       + (f' and {cfg.export_genotype}' if cfg.export_genotype else ''))
+        r.printer.text(str(genotype))
+        r.printer.json({'event': 'done', 'output': str(r.out), 'genotype': genotype.to_dict(),
+                        'exported': cfg.export_genotype})
+    return SearchResult(genotype, [p.detach().cpu().clone() for p in searcher.arch_params], r.records, r.out,
+                        r.info.rank, sorted(set(r.written)))
 
 
 def load_checkpoint_arch(path: os.PathLike) -> Dict[str, torch.Tensor]:
@@ -528,4 +589,3 @@ def load_checkpoint_arch(path: os.PathLike) -> Dict[str, torch.Tensor]:
     ckpt = torch.load(path, map_location='cpu', weights_only=True)
     names = [n for n in ckpt['model'] if n.startswith(('alphas_', 'betas_', 'threshold_logits_'))]
     return {n: ckpt['model'][n] for n in names}
-

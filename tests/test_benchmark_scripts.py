@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from entrannas_timm import Genotype
+from entrannas_timm.records import read_metrics
 from search.data import DEBIAN_FASHION_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,3 +42,15 @@ def test_engine_placement_study_runs_on_real_fashion_mnist(tmp_path: Path) -> No
         assert Genotype.from_dict(r['genotype']).feature_sharing is True
     assert [s['summary'] for s in summaries] == ['first', 'last']
     assert summaries[0]['test_acc_mean'] == runs[0]['test_acc'] and summaries[0]['test_acc_spread'] == 0
+
+
+@pytest.mark.skipif(shutil.which('dot') is None, reason='Graphviz `dot` not installed')
+def test_report_scaling_record_is_a_dst_search(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bench = _load('report_scaling')
+    bench.write_run(tmp_path / 'run', 4)
+    records = read_metrics(tmp_path / 'run').records
+    kept = [sum(r.data['arch']['active_connections']['normal']) for r in records]
+    assert kept[0] == 14 * 7 and kept[-1] == 2 * 4 and kept == sorted(kept, reverse=True)  # cut down to 2 per node
+    bench._child(str(tmp_path / 'run'), str(tmp_path / 'report'))
+    figures = json.loads(capsys.readouterr().out)
+    assert figures['gif_frames'] == figures['pngs'] == 4 and figures['peak_rss_mb'] >= figures['after_imports_mb']

@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -274,26 +275,86 @@ def test_save_pretrained_of_a_directly_built_network(tmp_path):
         hub.save_pretrained(net, tmp_path / 'bad', architecture='darts_v2_cifar10')
 
 
+# ---- local weights: a saved folder, a weights file ----------------------------------------------------------
+class _TouchOnUnpickle:
+    """A pickle that creates ``path`` if it is ever unpickled (what an unsafe torch.load would do)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
+def _same_state(model: torch.nn.Module, ref: torch.nn.Module) -> bool:
+    a, b = model.state_dict(), ref.state_dict()
+    return sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_local_dir_loads_a_saved_folder(tmp_path):
+    model = _randomise(timm.create_model('darts_v2_cifar10', genotype=CUSTOM_GENOTYPE, **CUSTOM_KW), seed=4)
+    hub.save_pretrained(model, tmp_path / 'saved')
+    loaded = timm.create_model(f'local-dir:{tmp_path / "saved"}', pretrained=True)
+    assert loaded.genotype == model.genotype and _same_state(loaded, model)
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / 'missing')):
+        timm.create_model(f'local-dir:{tmp_path / "missing"}', pretrained=True)
+
+
+def test_weights_file_overlay_safetensors_or_weights_only_pickle(tmp_path):
+    tiny = dict(channels=8, layers=5, num_classes=3)
+    model = _randomise(timm.create_model('darts_v2_cifar10', **tiny), seed=5)
+    save_file(model.state_dict(), tmp_path / 'w.safetensors')
+    torch.save({'state_dict': model.state_dict(), 'epoch': 3}, tmp_path / 'w.pth')
+    for file in ('w.safetensors', 'w.pth'):
+        overlay = dict(file=str(tmp_path / file), num_classes=3)
+        loaded = timm.create_model('darts_v2_cifar10', pretrained=True, pretrained_cfg_overlay=overlay, **tiny)
+        assert _same_state(loaded, model), file
+    marker = tmp_path / 'unpickled'
+    torch.save({'state_dict': model.state_dict(), 'payload': _TouchOnUnpickle(marker)}, tmp_path / 'evil.pth')
+    with pytest.raises((pickle.UnpicklingError, RuntimeError), match='weights_only'):  # torch's or timm's wording
+        timm.create_model('darts_v2_cifar10', pretrained=True, **tiny,
+                          pretrained_cfg_overlay=dict(file=str(tmp_path / 'evil.pth'), num_classes=3))
+    assert not marker.exists(), 'a pickle in a weights file must never run'
+
+
+def test_missing_weights_file_is_named(tmp_path):
+    missing = tmp_path / 'no' / 'model.safetensors'
+    with pytest.raises(FileNotFoundError, match=rf"pretrained_cfg_overlay\['file'\]: no weights file at '{missing}'"):
+        timm.create_model('darts_v2_cifar10', pretrained=True, pretrained_cfg_overlay=dict(file=str(missing)))
+    with pytest.raises(FileNotFoundError, match=rf"pretrained_cfg\['file'\]: no weights file at '{tmp_path}'"):
+        timm.create_model('darts_v2_cifar10', pretrained=True, pretrained_cfg=dict(file=str(tmp_path)))  # a folder
+
+
 # ---- torch.hub ---------------------------------------------------------------------------------------------
 def test_torch_hub_local():
     model = torch.hub.load(str(ROOT), 'darts_v2_cifar10', source='local')
     assert sum(p.numel() for p in model.parameters()) == 3349342  # DARTS code's count, see test_network.py
 
 
-def test_hubconf_documents_every_model():
+def test_hubconf_documents_every_model(tmp_path):
+    # torch.hub.list / help for a GitHub repo, offline: the checkout stands where torch.hub caches a download
+    hub_dir = torch.hub.get_dir()
+    os.symlink(ROOT, tmp_path / 'entrannas_entrannas-timm_main')
+    torch.hub.set_dir(str(tmp_path))
+    try:
+        repo = dict(github='entrannas/entrannas-timm:main', skip_validation=True, trust_repo=True)
+        assert sorted(torch.hub.list(**repo)) == sorted(entrannas_timm.MODEL_GENOTYPES)
+        docs = {name: torch.hub.help(model=name, **repo) for name in entrannas_timm.MODEL_GENOTYPES}
+    finally:
+        torch.hub.set_dir(hub_dir)
     spec = importlib.util.spec_from_file_location('hubconf', ROOT / 'hubconf.py')
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    # torch.hub's own definition of the entrypoints of a hubconf (torch.hub.list)
-    entrypoints = sorted(f for f in dir(mod) if callable(getattr(mod, f)) and not f.startswith('_'))
-    assert entrypoints == sorted(entrannas_timm.MODEL_GENOTYPES)
     assert {'torch', 'timm'} <= set(mod.dependencies)
-    for name in entrypoints:
-        doc = getattr(mod, name).__doc__
-        genotype, family = entrannas_timm.MODEL_GENOTYPES[name]
-        n = sum(p.numel() for p in timm.create_model(name, device='meta').parameters())
-        assert f'``{genotype}``' in doc and f'{n:,} params' in doc, name
-        assert ('CIFAR family' if family == 'cifar' else 'ImageNet mobile family') in doc, name
+    for name, (genotype, family) in entrannas_timm.MODEL_GENOTYPES.items():
+        size = entrannas_timm.models.FAMILIES[family]
+        summary = timm.models.model_entrypoint(name).__doc__.strip().splitlines()[0]
+        assert docs[name].startswith(summary), name
+        assert f'``{genotype}``' in docs[name] and f'family ``{family}``' in docs[name], name
+        assert f"{size['layers']} cells, {size['channels']} channels" in docs[name], name
+        model = getattr(mod, name)(channels=8, layers=5, num_classes=3)  # the entrypoint builds its own model
+        assert model.pretrained_cfg['architecture'] == name and model.num_classes == 3
+        assert model.genotype == entrannas_timm.load_genotype(genotype) and model.stem_type == size['stem_type']
 
 
 def test_torch_hub_local_genotype_kwarg():

@@ -174,6 +174,17 @@ def test_drop_path():
     assert all(cell.drop_prob == 0.1 for cell in model.cells)
 
 
+@pytest.mark.parametrize('rate', [2, 1.0, -0.1, float('nan'), float('inf'), True, '0.2'])
+def test_bad_drop_rates_rejected_at_build(rate):
+    for arg in ('drop_path_rate', 'drop_rate'):
+        with pytest.raises(ValueError, match=rf'^{arg}: expected a probability 0 <= p < 1, got '):
+            timm.create_model('darts_v2_cifar10', **{arg: rate}, **TINY)
+    model = timm.create_model('darts_v2_cifar10', drop_path_rate=0.2, **TINY)
+    with pytest.raises(ValueError, match=r'set_drop_path\(prob\): expected a probability'):
+        model.set_drop_path(rate)
+    assert all(cell.drop_prob == 0.2 for cell in model.cells), 'a rejected rate changes nothing'
+
+
 def test_fashion_mnist_shape():
     model = timm.create_model('darts_v2_cifar10', in_chans=1, num_classes=10, auxiliary=True, **TINY)
     x = torch.randn(3, 1, 28, 28)
@@ -306,6 +317,7 @@ def test_unknown_kwarg_raises_type_error():
 def test_models_are_registered_on_import():
     ours = [m for m in timm.list_models() if timm.models.model_entrypoint(m).__module__ == 'entrannas_timm.models']
     assert sorted(ours) == sorted(entrannas_timm.MODEL_GENOTYPES)
+    assert timm.list_models('cellnet_*') == ['cellnet_cifar', 'cellnet_imagenet']
     assert timm.list_models('darts*') == ['darts_minus_cifar10', 'darts_minus_imagenet', 'darts_v1_cifar10',
                                           'darts_v2_cifar10', 'darts_v2_imagenet']
     assert timm.list_models('pc_darts*', include_tags=True) == ['pc_darts_cifar10.c10', 'pc_darts_imagenet.in1k']

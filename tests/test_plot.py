@@ -176,3 +176,46 @@ def test_render_docs_check_detects_drift(tmp_path: Path) -> None:
     assert docs.main(['--check', '--out', str(tmp_path)]) == 1
     assert docs.main(['--out', str(tmp_path)]) == 0 and docs.check(tmp_path) == []
     assert not (tmp_path / 'retired.svg').exists()
+
+
+# ---- untrusted names: quoted for DOT, escaped for HTML-like labels ------------------------------
+HOSTILE_NAMES = [
+    '<a> { X [label="injected"] } digraph <b>',
+    '<script>alert(1)</script>',
+    'it\'s "quoted" & <b>bold</b>',
+    'back\\slash \\N \\G \\l trailing\\',
+    '{braces} [brackets]; -> -- <!-- -->',
+    'two\nlines',
+    'ünïcödé α β — ✓ 中文',
+]
+
+
+@pytest.mark.parametrize('name', HOSTILE_NAMES)
+def test_hostile_names_render_as_text(name: str) -> None:
+    g = load_genotype('darts_v2').replace(name=name, provenance={'method': name, 'dataset': 'x'})
+    svg = plot_genotype(g)
+    assert svg.count(b'<svg') == 1, 'one SVG document'
+    root = ElementTree.fromstring(svg)  # a second document or stray markup would not parse
+    classes = sorted(e.get('class') for e in root.iter(f'{SVG}g') if e.get('class') in ('node', 'edge'))
+    plain = ElementTree.fromstring(plot_genotype(g.replace(name='plain')))
+    assert classes == sorted(e.get('class') for e in plain.iter(f'{SVG}g') if e.get('class') in ('node', 'edge'))
+    texts = _svg_parts(svg)['texts']
+    lines = name.split('\n')
+    assert all(line in texts for line in lines), (lines, texts[:4])
+    assert any(t.startswith(lines[-1] + ' · x · ') for t in texts), 'provenance is escaped too'
+
+
+def test_unprintable_characters_in_a_title() -> None:
+    texts = _svg_parts(plot_genotype('darts_v1', title='bell\x07 nul\x00 \ud800 end'))['texts']
+    assert 'bell\ufffd nul\ufffd \ufffd end' in texts
+
+
+def test_cli_default_file_name_from_a_hostile_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    path = load_genotype('darts_v2').replace(name='../<script>alert(1)</script>').save(tmp_path / 'g.json')
+    work = tmp_path / 'work'
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(['plot', str(path)]) == 0
+    assert [p.name for p in work.iterdir()] == ['script_alert_1_script.svg']
+    assert capsys.readouterr().out.strip() == 'script_alert_1_script.svg'

@@ -90,8 +90,8 @@ def make_run(root: Path, epochs: int = 5, recorded: Optional[int] = None, partia
         conns = sum(arch['active_connections']['normal']) + sum(arch['active_connections']['reduce'])
         lines.append(json.dumps({
             'epoch': epoch, 'epochs': epochs, 'lr': 0.025 * (1 + math.cos(math.pi * epoch / epochs)) / 2,
-            'train_loss': 2.0 / epoch, 'train_acc': 40 + 8 * epoch, 'val_loss': 2.2 / epoch,
-            'val_acc': 38 + 7 * epoch, 'genotype': genotype.to_dict(), 'arch': arch,
+            'train_loss': 2.0 / epoch, 'train_acc': 0.4 + 0.08 * epoch, 'val_loss': 2.2 / epoch,
+            'val_acc': 0.38 + 0.07 * epoch, 'genotype': genotype.to_dict(), 'arch': arch,
             'params': 20_000 * conns, 'macs': 3_000_000 * conns, 'epoch_time_s': 12.5, 'peak_mem_mb': 900.0}))
     text = '\n'.join(lines) + '\n'
     if partial_line:
@@ -310,7 +310,7 @@ def test_resumed_run_keeps_one_record_per_epoch(tmp_path: Path) -> None:
     (run / 'metrics.jsonl').write_text('\n'.join(lines[:2] + lines[1:]) + '\n')  # epoch 2 logged twice
     loaded = load_run(run)
     assert loaded.epochs == [1, 2, 3]
-    assert any('epoch 2 is recorded more than once' in n for n in loaded.notes)
+    assert any('epoch(s) 2 recorded more than once' in n for n in loaded.notes)
     render_frames(loaded, run / 'report')
     with Image.open(run / 'report' / 'cells.gif') as gif:
         assert gif.n_frames == 3
@@ -322,7 +322,7 @@ def test_frames_of_a_shorter_rerun_replace_stale_ones(tmp_path: Path) -> None:
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b'old')
     render_frames(load_run(run), run / 'report')
-    assert sorted(p.name for p in stale.parent.iterdir()) == ['epoch_001.png', 'epoch_002.png']
+    assert sorted(p.name for p in stale.parent.glob('*.png')) == ['epoch_001.png', 'epoch_002.png']
 
 
 @pytest.mark.parametrize('setup, message', [
@@ -338,7 +338,7 @@ def test_frames_of_a_shorter_rerun_replace_stale_ones(tmp_path: Path) -> None:
                                                               '"reduce": [[1]]}}}\n')),
      'arch.weights.normal'),
     (lambda d: (d.mkdir(), (d / 'metrics.jsonl').write_text('{"epoch": 1, "genotype": {"schema_version": 1}}\n')),
-     'metrics.jsonl:1 "genotype": normal'),
+     'metrics.jsonl:1: field "genotype": normal'),
     (lambda d: (d.mkdir(), (d / 'metrics.jsonl').write_text('{"epoch": 1}\n'), (d / 'config.json').write_text('[')),
      'config.json: malformed JSON'),
 ])
@@ -356,3 +356,65 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert capsys.readouterr().out.strip() == str(tmp_path / 'rep' / 'report.html')
     assert main(['report', str(tmp_path / 'nope')]) == 2
     assert 'entrannas report: error:' in capsys.readouterr().err
+
+
+# ---- long runs: frames written as drawn, reused when unchanged, a bounded animation ---------------
+def _count_dot_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put a `dot` first on PATH that logs each run, then runs the real Graphviz `dot`."""
+    bindir, log = tmp_path / 'bin', tmp_path / 'dot-runs.log'
+    bindir.mkdir()
+    (bindir / 'dot').write_text(f'#!/bin/sh\necho run >> "{log}"\nexec "{shutil.which("dot")}" "$@"\n')
+    (bindir / 'dot').chmod(0o755)
+    monkeypatch.setenv('PATH', f'{bindir}{os.pathsep}{os.environ["PATH"]}')
+    log.write_text('')
+    return log
+
+
+def test_unchanged_frames_are_not_redrawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = _count_dot_runs(tmp_path, monkeypatch)
+    run = make_run(tmp_path, epochs=3, dense_start=False)
+    build_report(run)
+    assert len(log.read_text().splitlines()) == 3 + 1  # a frame per epoch, and cells.svg
+    frames = {p.name: p.read_bytes() for p in (run / 'report' / 'frames').glob('epoch_*.png')}
+    build_report(run)
+    assert len(log.read_text().splitlines()) == 4 + 1, 'nothing changed: only cells.svg is drawn again'
+    assert {p.name: p.read_bytes() for p in (run / 'report' / 'frames').glob('epoch_*.png')} == frames
+    # epoch 2's record now holds another genotype: its frame, and only it, is drawn again
+    lines = (run / 'metrics.jsonl').read_text().splitlines()
+    rec = json.loads(lines[1])
+    rec['genotype']['normal']['nodes'][0] = [['skip_connect', 0]]
+    lines[1] = json.dumps(rec)
+    (run / 'metrics.jsonl').write_text('\n'.join(lines) + '\n')
+    build_report(run)
+    assert len(log.read_text().splitlines()) == 5 + 2
+    assert (run / 'report' / 'frames' / 'epoch_002.png').read_bytes() != frames['epoch_002.png']
+
+
+def test_animation_of_a_long_run_is_capped(tmp_path: Path) -> None:
+    run = make_run(tmp_path, epochs=5, dense_start=False)
+    page = build_report(run, gif_frames=3).read_text()
+    with Image.open(run / 'report' / 'cells.gif') as gif:
+        assert gif.n_frames == 3  # epochs 1, 3 and 5
+    assert len(list((run / 'report' / 'frames').glob('epoch_*.png'))) == 5  # every epoch still has its frame
+    assert 'the animation shows 3 of 5 epochs' in page
+
+
+def test_odd_names_never_break_a_report(tmp_path: Path) -> None:
+    hostile = '<script>alert(1)</script> { X [label="x"] } digraph <b> $\\frac{a}{'
+    run = make_run(tmp_path, epochs=2, dense_start=False)
+    odd = run.rename(tmp_path / ('<a> { X [label="x"] } digraph <b> $x$ ' + os.fsdecode(b'\xff')))  # not UTF-8
+    final = json.loads((odd / 'genotype.json').read_text())
+    final['name'] = hostile + '\ud800'  # a lone surrogate, as a JSON escape can produce
+    (odd / 'genotype.json').write_text(json.dumps(final))
+    config = json.loads((odd / 'config.json').read_text())
+    config.update(method=hostile, dataset=hostile, output=hostile)
+    (odd / 'config.json').write_text(json.dumps(config))
+    lines = [json.loads(line) for line in (odd / 'metrics.jsonl').read_text().splitlines()]
+    for rec in lines:
+        rec['genotype']['name'] = hostile
+    (odd / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in lines))
+    page_path = build_report(odd, tmp_path / 'out')
+    page = page_path.read_bytes().decode('utf-8')  # valid UTF-8 throughout
+    assert '<script' not in page.lower() and '&lt;script&gt;' in page
+    ElementTree.parse(tmp_path / 'out' / 'cells.svg')  # one well-formed SVG document, nothing injected
+    assert len(list((tmp_path / 'out' / 'frames').glob('epoch_*.png'))) == 2

@@ -1,4 +1,4 @@
-"""``python -m search.bench`` prints one JSON object per configuration with the required keys."""
+"""``python -m search.bench`` prints one JSON object per configuration: medians over rounds, with their spread."""
 from __future__ import annotations
 
 import json
@@ -14,10 +14,10 @@ DARTS_REPO = Path('/tmp/darts/cnn')  # the original code, when present (measurem
 REQUIRED = {'method', 'space', 'batch_size', 'step_s', 'peak_mem_mb'}
 
 
-def _bench(*args: str) -> list:
+def _bench(*args: str, rounds: int = 1) -> list:
     proc = subprocess.run([sys.executable, '-m', 'search.bench', '--batch-size', '2', '--steps', '1', '--warmup', '0',
                            '--channels', '4', '--layers', '3', '--nodes', '2', '--image-size', '8', '--threads', '1',
-                           *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           '--rounds', str(rounds), *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines()]
@@ -36,6 +36,26 @@ def test_bench_prints_required_keys():
         assert REQUIRED <= set(r) and r['batch_size'] == 2 and r['space'] == 'standard'
         assert r['step_s'] > 0 and r['peak_mem_mb'] > 0 and r['peak_mem_kind'] == 'peak_rss_fresh_process'
         assert r['step_s'] >= r['arch_step_s'] and r['step_s'] >= r['weight_step_s']
+
+
+def test_bench_reports_the_median_and_spread_of_interleaved_rounds():
+    recs = _bench('--methods', 'entrannas', rounds=2)
+    assert len(recs) == 1
+    r = recs[0]
+    times = r['step_s_rounds']
+    assert r['rounds'] == len(times) == 2 and all(t > 0 for t in times)
+    assert r['step_s'] == round((times[0] + times[1]) / 2, 5)  # the median of two rounds, not the faster one
+    assert r['step_s_min'] == min(times) and r['step_s_max'] == max(times)
+    assert r['peak_mem_mb_min'] <= r['peak_mem_mb'] <= r['peak_mem_mb_max']
+
+
+def test_median_of_rounds_keeps_a_failed_round_visible():
+    from search.bench import median_of_rounds
+    ok = {'method': 'darts', 'step_s': 1.0, 'arch_step_s': 0.4, 'weight_step_s': 0.6, 'peak_mem_mb': 10.}
+    rec = median_of_rounds([dict(ok, step_s=3.), ok, dict(ok, step_s=2., peak_mem_mb=30.)])
+    assert (rec['step_s'], rec['step_s_min'], rec['step_s_max'], rec['peak_mem_mb']) == (2., 1., 3., 10.)
+    failed = median_of_rounds([ok, {'method': 'darts', 'error': 'killed'}])
+    assert failed['error'] == 'killed' and failed['failed_rounds'] == 1
 
 
 @pytest.mark.skipif(not (DARTS_REPO / 'model_search.py').is_file(), reason=f'original DARTS code not at {DARTS_REPO}')

@@ -10,21 +10,17 @@ import torch
 import torch.nn.functional as F
 
 from entrannas_timm import CellNetwork, Genotype
+from entrannas_timm.network import Cell
 from entrannas_timm.ops import SPACES, STANDARD_OPS
 from search.derive import cell_edges, derive_top2, edge_normalisation, node_slices
-from search.supernet import ARCH_REGULARIZERS, SearchNetwork, channel_shuffle
+from search.methods import ARCH_REGULARIZERS
+from search.supernet import SearchNetwork, channel_shuffle
 
 NODES = 4
 E = len(cell_edges(NODES))  # 14
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def make(method: str, seed: int = 0, **kw) -> SearchNetwork:
@@ -245,7 +241,7 @@ def test_dst_nothing_is_cut_at_initialisation():
     net = make('entrannas-dst')
     K = len(net.ops)
     for kind in ('normal', 'reduce'):
-        q, _ = net.dst_weights(kind)
+        q, _ = net.method.sparsified(net, kind)
         assert bool((q > 0).all())
         assert torch.allclose(net.thresholds(kind), torch.full((NODES,), 0.3))
     geno = net.genotype()
@@ -258,7 +254,7 @@ def test_dst_strongest_candidate_never_cut_and_q_hat_normalised():
         net.alphas_normal.normal_(0, 3)
         net.threshold_logits_normal.fill_(math.log(0.99 / 0.01))
     p = net.op_weights('normal')
-    q, q_hat = net.dst_weights('normal')
+    q, q_hat = net.method.sparsified(net, 'normal')
     assert bool((q == 0).any())  # something is cut
     for s in node_slices(NODES):
         flat = p[s].flatten().argmax()
@@ -292,7 +288,7 @@ def test_dst_cut_connections_not_computed_and_derived_equals_engine_graph():
 
 def test_dst_cut_connections_get_exactly_zero_gradient():
     net = dst_net_with_cuts()
-    q, _ = net.dst_weights('normal')
+    q, _ = net.method.sparsified(net, 'normal')
     x, y = batch(), torch.tensor([0, 1, 2, 0])
     F.cross_entropy(net(x), y).backward()
     cell = net.cells[0]
@@ -338,12 +334,13 @@ def test_dst_nodes_with_one_and_many_inputs():
 
 def test_dst_regulariser_pushes_thresholds_up():
     net = make('entrannas-dst', layers=3)
-    reg = net.arch_regularizer(0.1)
+    reg = net.arch_regularizer()  # lam = 0.1 by default
     assert reg.item() == pytest.approx(0.1 * 0.7, rel=1e-5)  # t = 0.3 everywhere at init
     reg.backward()
     assert bool((net.threshold_logits_normal.grad < 0).all())  # descent raises thresholds
     assert set(ARCH_REGULARIZERS) >= {'threshold_gap'}
-    assert make('entrannas', layers=3).arch_regularizer(0.1).item() == 0.
+    assert make('entrannas', layers=3).arch_regularizer().item() == 0.
+    assert make('entrannas-dst', layers=3, lam=0.5).arch_regularizer().item() == pytest.approx(0.5 * 0.7, rel=1e-5)
 
 
 # ---- PC-DARTS -------------------------------------------------------------------------------------
@@ -363,7 +360,7 @@ def test_pc_darts_partial_channels_and_edge_normalisation():
     assert net(batch()).shape == (4, 3)
     assert shapes == [((4, 2, 16, 16), (4, 2, 16, 16)), ((4, 4, 16, 16), (4, 4, 8, 8))]  # C/K channels
     for kind in ('normal', 'reduce'):
-        w = net.edge_weights(kind)
+        w = net.method.edge_weights(net, kind)
         for s in node_slices(NODES):
             torch.testing.assert_close(w[s].sum(), torch.tensor(1.))
 
@@ -379,7 +376,7 @@ def test_pc_darts_cell_matches_reference_formula():
         kind = 'reduce' if cell.reduction else 'normal'
         C_prev = 24 if c == 0 else 32
         s0, s1 = torch.randn(2, 24, 16, 16), torch.randn(2, C_prev, 16, 16)
-        p, beta = net.op_weights(kind), net.edge_weights(kind)
+        p, beta = net.op_weights(kind), net.method.edge_weights(net, kind)
         states = [cell.preprocess0(s0), cell.preprocess1(s1)]
         e = 0
         for j in range(NODES):
@@ -398,7 +395,7 @@ def test_pc_darts_cell_matches_reference_formula():
             states.append(node)
         ref = torch.cat(states[2:], 1)
         w = [r.unbind(0) for r in p.unbind(0)]
-        got = cell.forward_partial(s0, s1, w, beta.unbind(0), net._active)
+        got = cell.forward_partial(s0, s1, w, beta.unbind(0), net.active_ops)
         torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -529,3 +526,52 @@ def test_extended_space_and_bad_settings():
         make('pc-darts', channels=6, pc_k=4)
     with pytest.raises(ValueError, match='init_threshold'):
         make('entrannas-dst', init_threshold=1.0)
+
+
+# ---- transit cells against the evaluation network ---------------------------------------------------
+@pytest.mark.parametrize('method,sharing', [('entrannas', True), ('entrannas', False), ('entrannas-dst', True)])
+def test_transit_cell_is_the_evaluation_cell_of_its_derived_genotype(method, sharing):
+    """A transit cell computes what ``entrannas_timm.network.Cell`` builds from the derived cell, same weights.
+
+    Pools are kept out of the derived cells: in search they are followed by a batch norm (DARTS's search form),
+    in evaluation they are not. Batch norms run in train mode, where affine=False equals a fresh affine BN.
+    """
+    net = make(method, feature_sharing=sharing)  # engine cells 2, 3: cells 0 (normal) and 1 (reduce) transit
+    pools = [k for k, op in enumerate(net.ops) if 'pool' in op or op == 'none']
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for kind in ('normal', 'reduce'):
+            a = getattr(net, f'alphas_{kind}')
+            a.copy_(torch.randn(a.shape, generator=gen))
+            a[:, pools] = -10.
+            if method == 'entrannas-dst':
+                getattr(net, f'threshold_logits_{kind}').zero_()  # t = 0.5: DST cuts, nodes keep 1..many inputs
+    net.rederive()
+    seen = {}
+    for c in (0, 1):
+        net.cells[c].register_forward_hook(lambda m, args, out, c=c: seen.__setitem__(c, (args[0], args[1], out)))
+    net.train()
+    net(batch())
+    for c in (0, 1):
+        cell = net.cells[c]
+        kind = 'reduce' if cell.reduction else 'normal'
+        spec = net.derived[kind]
+        assert not cell.engine and not any('pool' in op for _, op, _ in spec.connections())
+        C_prev_prev, C_prev, C = cell.preprocess0[1].in_channels, cell.preprocess1[1].in_channels, \
+            cell.preprocess1[1].out_channels
+        ref = Cell(spec, C_prev_prev, C_prev, C, cell.reduction, reduction_prev=False, feature_sharing=sharing)
+        ref.preprocess0.load_state_dict(cell.preprocess0.state_dict(), strict=False)  # BN affine stays 1, 0
+        ref.preprocess1.load_state_dict(cell.preprocess1.state_dict(), strict=False)
+        # the evaluation cell's op instances, in its own compile order: one per connection, or per (source, op)
+        built: list = [[] for _ in ref.ops]
+        for j, op, src in spec.connections():
+            if sharing and op in built[src]:
+                continue
+            built[src].append(op)
+            group = src if sharing else cell_edges(NODES).index((src, j + 2))
+            ref.ops[src][len(built[src]) - 1].load_state_dict(cell.ops[group][net.ops.index(op)].state_dict(),
+                                                            strict=False)
+        s0, s1, out = seen[c]
+        torch.testing.assert_close(ref(s0, s1), out, rtol=1e-6, atol=1e-6)
+    if method == 'entrannas-dst':  # the derived cells are not top-2 cells
+        assert any(len(node) != 2 for node in net.derived['normal'].nodes + net.derived['reduce'].nodes)
