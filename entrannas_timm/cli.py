@@ -1,7 +1,8 @@
 """The ``entrannas`` command (also ``python -m entrannas_timm``).
 
 Built-in subcommands: ``models`` (the registered zoo: genotype, family, params, MACs, input size,
-weights status per tag) and ``genotype`` (validate, pretty-print, convert DARTS text to our JSON). The other
+weights status per tag; ``--cells``: every bundled cell against its paper and its authors' code) and ``genotype``
+(validate, pretty-print, convert DARTS text to our JSON). The other
 commands live in their own modules, each with ``add_cli(subparsers)``, which registers its parser with
 ``set_defaults(func=handler)``; ``handler(args)`` returns the exit code (``None`` means 0). A failing command
 raises :class:`~entrannas_timm.errors.CLIError` (or :class:`GenotypeError`), which ``main`` prints as one line on
@@ -20,10 +21,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from . import export, plot, publish, report, train, validate
 from .errors import CLIError
-from .genotype import Genotype, GenotypeError, load_genotype
+from .genotype import GenotypeError, resolve_genotype
 from .models import WEIGHTS_FILE
 
-__all__ = ['CLIError', 'build_parser', 'main', 'model_rows', 'weights_status']
+__all__ = ['CLIError', 'build_parser', 'main', 'model_rows', 'weights_status', 'zoo_rows']
 
 PROG = 'entrannas'
 
@@ -51,6 +52,7 @@ def weights_status(hf_hub_id: str, online: bool = False) -> str:
 def model_rows(patterns: Sequence[str] = (), online: bool = False) -> List[Dict[str, Any]]:
     """One row per registered model: genotype, family, params, MACs at the default input size, tags."""
     import timm
+    import torch
     from timm.models import get_pretrained_cfg
 
     from .models import MODEL_GENOTYPES
@@ -63,7 +65,8 @@ def model_rows(patterns: Sequence[str] = (), online: bool = False) -> List[Dict[
         tags = timm.list_pretrained(f'{name}.*')
         cfg = get_pretrained_cfg(name)
         input_size = list(cfg.input_size)
-        model = timm.create_model(name)
+        with torch.device('meta'):  # shapes only: counting needs no weights
+            model = timm.create_model(name)
         weights = {}
         for tag in tags:
             tag_cfg = get_pretrained_cfg(tag)
@@ -77,6 +80,40 @@ def model_rows(patterns: Sequence[str] = (), online: bool = False) -> List[Dict[
     return rows
 
 
+def zoo_rows(patterns: Sequence[str] = ()) -> List[Dict[str, Any]]:
+    """One row per bundled cell: paper, license, what its paper reports, and our networks' params and MACs next to
+    the parameter counts of its authors' own evaluation networks (recorded by ``scripts/import_zoo.py``)."""
+    import timm
+    import torch
+
+    from .genotype import list_genotypes, load_genotype
+    from .models import FAMILIES
+    from .profile import count_macs, count_params
+
+    rows = []
+    for name in list_genotypes():
+        if patterns and not any(fnmatch(name, p) for p in patterns):
+            continue
+        g = load_genotype(name)
+        prov = g.provenance
+        ours = {}
+        for family in FAMILIES:
+            with torch.device('meta'):  # shapes only: counting needs no weights
+                model = timm.create_model(f'cellnet_{family}', genotype=g, auxiliary=True)
+            ours[family] = dict(params=count_params(model), params_with_aux=count_params(model, exclude=()),
+                                channels=model.channels,
+                                macs=count_macs(model, timm.models.get_pretrained_cfg(f'cellnet_{family}').input_size))
+        reference = prov.get('reference_params', {})
+        rows.append(dict(
+            genotype=name, method=prov.get('method'), paper=prov.get('paper'), paper_id=prov.get('paper_id'),
+            repository=prov.get('repository'), commit=prov.get('commit'), license=prov.get('license'),
+            reported=dict(prov.get('published_metrics', {})), reported_source=prov.get('published_source'),
+            ours=ours, authors={f: reference[f]['params'] for f in FAMILIES if f in reference}))
+    if patterns and not rows:
+        raise CLIError(f'no bundled genotype matches {list(patterns)}')
+    return rows
+
+
 def _format_table(rows: List[Dict[str, Any]], columns: Sequence[str]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     lines = ['  '.join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
@@ -85,7 +122,34 @@ def _format_table(rows: List[Dict[str, Any]], columns: Sequence[str]) -> str:
     return '\n'.join(lines)
 
 
+def _number(value: Any, unit: str = '') -> str:
+    return '-' if value is None else f'{value}{unit}'
+
+
+def _cmd_cells(args: argparse.Namespace) -> int:
+    rows = zoo_rows(args.patterns)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = []
+    for r in rows:
+        rep, ours, authors = r['reported'], r['ours'], r['authors']
+        table.append([r['genotype'], r['method'] or '-', r['paper_id'] or '-',
+                      f"{_number(rep.get('cifar10_test_error'))} / {_number(rep.get('cifar10_params_m'), 'M')}",
+                      f"{ours['cifar']['params']:,}", 'yes' if authors.get('cifar') == ours['cifar']['params'] else '-',
+                      f"{_number(rep.get('imagenet_top1_error'))} / {_number(rep.get('imagenet_params_m'), 'M')}",
+                      f"{ours['imagenet']['params']:,}", f"{ours['imagenet']['macs'] / 1e6:.0f}M",
+                      'yes' if authors.get('imagenet') == ours['imagenet']['params'] else '-'])
+    print(_format_table(table, ('cell', 'method', 'paper', 'C10 err/params (paper)', 'C10 params', '= authors',
+                                'IN top-1/params (paper)', 'IN params', 'IN MACs', '= authors')))
+    print('(= authors: our parameter count equals that of the authors\' own evaluation network; '
+          'entrannas models --cells --json for sources and licenses)')
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
+    if args.cells:
+        return _cmd_cells(args)
     rows = model_rows(args.patterns, online=args.online)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -100,19 +164,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 # ---- genotype ------------------------------------------------------------------------------------------
-def _read_genotype(spec: str, name: Optional[str]) -> Genotype:
-    """A bundled name, a JSON file, a .py/.txt file of DARTS text, or a literal DARTS string."""
-    if Genotype.looks_like_darts(spec):
-        return Genotype.parse_darts(spec, name=name, source='<command line>')
-    path = Path(spec).expanduser()
-    g = Genotype.load(path, name=name) if path.is_file() else load_genotype(spec)
-    return g.replace(name=name) if name else g
-
-
 def _cmd_genotype(args: argparse.Namespace) -> int:
-    g = _read_genotype(args.genotype, args.name)
+    g = resolve_genotype(args.genotype, name=args.name, source='<command line>')
     if args.to_json:
-        out = g.save(args.to_json)
+        try:
+            out = g.save(args.to_json)
+        except OSError as e:  # a folder, a read-only folder, a full disk: the old file is left as it was
+            raise CLIError(f'cannot write {args.to_json}: {e.strerror or e}', exit_code=1) from None
         print(f'wrote {out}', file=sys.stderr)
     if args.json:
         sys.stdout.write(g.to_json())
@@ -141,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('patterns', nargs='*', metavar='PATTERN', help="shell-style filters, e.g. 'darts*'")
     p.add_argument('--json', action='store_true', help='machine-readable output')
     p.add_argument('--online', action='store_true', help='ask the Hugging Face Hub for weights not in the cache')
+    p.add_argument('--cells', action='store_true',
+                   help='list every bundled cell instead: paper, reported figures, ours against the authors\' code')
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser('genotype', help='validate and show a genotype; convert DARTS text to JSON')

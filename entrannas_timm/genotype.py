@@ -1,10 +1,13 @@
-"""The genotype: a searched architecture as data (format, validation, bundled files, DARTS text).
+"""The genotype: a searched architecture as data (format, validation, limits, resolution, DARTS text).
 
-A genotype holds a normal and a reduction cell. Each cell is a list of intermediate nodes; each node
-is a list of ``(op, input)`` connections of any length >= 1 (EnTranNAS-DST gives nodes any number of
-inputs and may put several ops on one edge). Inputs 0 and 1 are the cell inputs c_{k-2} and c_{k-1};
+A genotype holds a normal and a reduction cell. Each cell is a list of intermediate nodes; each node is a
+list of ``(op, input)`` connections whose outputs are summed: any number of them (EnTranNAS-DST gives nodes
+any in-degree and may put several ops on one edge), ``none`` among them (an explicit zero, as SNAS publishes
+its cells), or none at all (an *absent* node, as FairDARTS leaves nodes without inputs: it has no value, no
+node reads it and the cell output leaves it out). Inputs 0 and 1 are the cell inputs c_{k-2} and c_{k-1};
 input ``i >= 2`` is intermediate node ``i - 2``. The JSON file format is specified in
-``docs/genotype-format.md``; this module is its only reader and writer.
+``docs/genotype-format.md``; this module is its only reader and writer, and :func:`resolve_genotype` is the
+one place that turns a name, a path, a dict or DARTS text into a genotype.
 """
 from __future__ import annotations
 
@@ -17,18 +20,35 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .files import write_atomic
-from .ops import OPS, SPACES
+from .ops import OPS, SPACES, make_op
 
 __all__ = [
-    'SCHEMA_VERSION', 'GenotypeError', 'CellSpec', 'Genotype', 'GenotypeLike',
-    'bundled_genotype_dirs', 'list_genotypes', 'load_genotype', 'INPUT_LABELS', 'node_label',
+    'SCHEMA_VERSION', 'LIMITS', 'NETWORK_SETTINGS', 'DROP_PATH_MODES', 'GenotypeError', 'CellSpec', 'Genotype',
+    'GenotypeLike', 'resolve_genotype', 'bundled_genotype_dirs', 'list_genotypes', 'load_genotype',
+    'INPUT_LABELS', 'node_label',
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _FORMAT = 'entrannas-genotype'
+
+LIMITS: Mapping[str, int] = MappingProxyType({
+    'nodes': 16,
+    'connections_per_node': 64,
+    'name_length': 128,
+    'file_bytes': 1 << 20,
+})
+"""What a genotype may ask for (docs/genotype-format.md, "Limits"). Genotypes arrive in files, run folders and
+Hub ``config.json``: a few kilobytes of JSON must not be able to ask for billions of parameters."""
+
+NETWORK_SETTINGS: Mapping[str, Tuple[int, int]] = MappingProxyType({
+    'channels': (2, 1024), 'layers': (3, 64), 'stem_multiplier': (1, 8)})
+"""The evaluation-network settings a genotype may carry per family (``network``), with their allowed ranges."""
+
+DROP_PATH_MODES = ('path', 'node')
+"""``path``: DARTS drops each connection that is not an identity; ``node``: FairDARTS drops each node's sum."""
 
 Connection = Tuple[str, int]
 
@@ -51,6 +71,11 @@ class CellSpec:
     @property
     def num_nodes(self) -> int:
         return len(self.nodes)
+
+    @property
+    def present(self) -> Tuple[int, ...]:
+        """State indices (``j + 2``) of the nodes that have connections, in order."""
+        return tuple(j + 2 for j, node in enumerate(self.nodes) if node)
 
     def connections(self) -> Iterator[Tuple[int, str, int]]:
         """Yield ``(node, op, input)`` for every connection, in order."""
@@ -78,149 +103,139 @@ def _thaw(obj: Any) -> Any:
     return obj
 
 
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class Genotype:
-    """An immutable, validated architecture. Build with :meth:`from_dict`, :meth:`load`, :meth:`parse_darts`."""
+    """An immutable, validated architecture. Build with :meth:`from_dict`, :meth:`load`, :meth:`parse_darts`
+    or :func:`resolve_genotype`.
+
+    Besides the two cells: ``network`` holds, per family (``cifar``, ``imagenet``), the evaluation-network
+    settings the cell's authors use where they differ from the family's (GDAS's ImageNet network has 50
+    channels); ``drop_path`` says what drop path drops (:data:`DROP_PATH_MODES`); ``bn_after`` names the ops that
+    an affine BatchNorm follows where they have no parameters (SNAS: pools; ISTA-NAS one-stage: pools and identity
+    skips).
+    """
     normal: CellSpec
     reduce: CellSpec
     space: str = 'standard'
     feature_sharing: bool = False
     name: Optional[str] = None
-    provenance: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False, hash=False)
+    provenance: Mapping[str, Any] = field(default_factory=_empty, compare=False, hash=False)
+    network: Mapping[str, Mapping[str, int]] = field(default_factory=_empty, hash=False)
+    drop_path: str = 'path'
+    bn_after: Tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, 'provenance', _freeze(self.provenance))
-        _validate(self, source=self.name)
+        object.__setattr__(self, 'network', _freeze(self.network))
+        _validate(self, source=self.name if _printable_name(self.name) else None)
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Any, source: Optional[str] = None) -> Genotype:
-        """Build from the JSON object form; every error names ``source`` and the offending field."""
+        """Build from the JSON object form (any readable schema version); every error names ``source`` and
+        the offending field."""
         if not isinstance(data, Mapping):
             raise GenotypeError(f'expected a JSON object, got {type(data).__name__}', source)
-        version = data.get('schema_version')
-        if version is None:
-            raise GenotypeError('missing; expected schema_version: 1', source, 'schema_version')
-        if not isinstance(version, int) or isinstance(version, bool) or version != SCHEMA_VERSION:
-            raise GenotypeError(f'unsupported {version!r}; this version reads {SCHEMA_VERSION}',
-                                source, 'schema_version')
+        data = _migrate(data, source)
         fmt = data.get('format', _FORMAT)
         if fmt != _FORMAT:
-            raise GenotypeError(f'expected {_FORMAT!r}, got {fmt!r}', source, 'format')
-        known = {'format', 'schema_version', 'name', 'space', 'feature_sharing', 'normal', 'reduce', 'provenance'}
-        unknown = sorted(str(k) for k in set(data) - known)
+            raise GenotypeError(f'expected {_FORMAT!r}, got {_short(fmt)}', source, 'format')
+        unknown = sorted(_cut(k) for k in set(data) - set(_FIELDS))
         if unknown:
-            raise GenotypeError(f'unknown field(s) {unknown}; expected only {sorted(known)}', source)
+            raise GenotypeError(f'unknown field(s) {unknown}; expected only {sorted(_FIELDS)}', source)
+        _check_name(data.get('name'), source)
         space = data.get('space', 'standard')
         if not isinstance(space, str) or space not in SPACES:
-            raise GenotypeError(f'unknown space {space!r}; expected one of {sorted(SPACES)}', source, 'space')
-        sharing = data.get('feature_sharing', False)
-        if not isinstance(sharing, bool):
-            raise GenotypeError(f'expected true or false, got {sharing!r}', source, 'feature_sharing')
-        name = data.get('name')
-        if name is not None and not isinstance(name, str):
-            raise GenotypeError(f'expected a string, got {name!r}', source, 'name')
+            raise GenotypeError(f'unknown space {_short(space)}; expected one of {sorted(SPACES)}', source, 'space')
+        if not isinstance(data.get('feature_sharing', False), bool):
+            raise GenotypeError(f'expected true or false, got {_short(data["feature_sharing"])}', source,
+                                'feature_sharing')
+        bn_after = data.get('bn_after', [])
+        if not isinstance(bn_after, list) or not all(isinstance(op, str) for op in bn_after):
+            raise GenotypeError(f'expected a list of op names, got {_short(bn_after)}', source, 'bn_after')
         provenance = data.get('provenance', {})
         if not isinstance(provenance, Mapping):
             raise GenotypeError(f'expected an object, got {type(provenance).__name__}', source, 'provenance')
+        _check_text(provenance, source, 'provenance')
         cells = {k: _cell_from_obj(data.get(k), source, k) for k in ('normal', 'reduce')}
         try:
-            return cls(cells['normal'], cells['reduce'], space, sharing, name, provenance)
+            return cls(cells['normal'], cells['reduce'], space, data.get('feature_sharing', False),
+                       data.get('name'), provenance, _network_from_obj(data.get('network', {}), source),
+                       data.get('drop_path', 'path'), tuple(bn_after))
         except GenotypeError as e:
             raise GenotypeError(e.reason, source, e.field) from None
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], name: Optional[str] = None) -> Genotype:
         """Read a genotype JSON file (or a ``.py``/``.txt`` file holding DARTS ``Genotype(...)`` text; ``name``
-        picks one of several, as in :meth:`parse_darts`)."""
+        picks one of several, as in :meth:`parse_darts`). Files over ``LIMITS['file_bytes']`` are refused."""
         path = Path(path)
+        limit = LIMITS['file_bytes']
         try:
-            text = path.read_text(encoding='utf-8')
+            with open(path, 'rb') as f:
+                raw = f.read(limit + 1)
         except OSError as e:
             raise GenotypeError(f'cannot read genotype file: {e.strerror or e}', str(path)) from None
+        if len(raw) > limit:
+            raise GenotypeError(f'file is larger than {limit:,} bytes, the limit for a genotype', str(path))
+        try:
+            text = raw.decode('utf-8')
         except UnicodeDecodeError as e:
             raise GenotypeError(f'not UTF-8 text ({e.reason} at byte {e.start})', str(path)) from None
         if path.suffix != '.json' and not text.lstrip().startswith('{'):
             g = cls.parse_darts(text, name=name, source=str(path))
-            return g if g.name else g.replace(name=path.stem)
-        try:
-            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-        except json.JSONDecodeError as e:
-            raise GenotypeError(f'malformed JSON: {e.msg} at line {e.lineno} column {e.colno}', str(path)) from None
-        except _DuplicateKey as e:
-            raise GenotypeError(f'malformed JSON: key {e.args[0]!r} appears twice in one object', str(path)) from None
-        except RecursionError:
-            raise GenotypeError('malformed JSON: nested too deeply', str(path)) from None
-        g = cls.from_dict(data, source=str(path))
+        else:
+            g = cls.from_dict(_read_json(text, str(path)), source=str(path))
         return g if g.name else g.replace(name=path.stem)
 
     @classmethod
     def parse_darts(cls, text: str, name: Optional[str] = None, source: Optional[str] = None,
                     provenance: Optional[Mapping[str, Any]] = None) -> Genotype:
-        """Parse the DARTS text form, ``[NAME = ]Genotype(normal=[('op', i), ...], normal_concat=...)``.
+        """Parse the DARTS text form, ``[NAME = ]Genotype(normal=..., normal_concat=..., reduce=...,
+        reduce_concat=...)``, as the DARTS family's ``genotypes.py`` files write it.
 
-        Concat lists may be written as lists or ``range(a, b)``. Nodes take connections in consecutive
-        pairs, as in DARTS. Parsing is literal (``ast``), never ``eval``. The text may be a whole DARTS
-        ``genotypes.py``: statements other than ``Genotype(...)`` calls are ignored, and ``name`` picks
-        the assignment (case-insensitive) when there are several. ``name`` also names the result;
-        without it, the assigned variable does.
+        A cell is written as consecutive ``('op', input)`` pairs (two per node, DARTS), as a list of nodes each
+        a list of pairs (GDAS, CDARTS), or as FairDARTS's ``('op', to, from)`` triples, read with the
+        semantics of FairDARTS's evaluation cell: nodes that no triple feeds are absent, the output
+        concatenates the fed nodes in order and ignores ``*_concat``, drop path drops whole nodes, and a
+        parameter-free edge from an absent node (which that cell skips) is dropped. Concat lists may be
+        written as lists or ``range(...)``; further namedtuple fields are accepted when ``None`` (GDAS's
+        ``connectN``, ``connects``). Parsing is literal (``ast``), never ``eval``. The text may be a whole
+        ``genotypes.py``: other statements are ignored, ``A = B`` aliases count, and ``name`` picks the
+        assignment (case-insensitive) when there are several. ``name`` also names the result; without it, the
+        assigned variable does.
         """
         src = source or '<DARTS text>'
+        if len(text) > LIMITS['file_bytes']:
+            raise GenotypeError(f'text is longer than {LIMITS["file_bytes"]:,} characters, the limit', src)
         try:
             tree = ast.parse(textwrap.dedent(text).strip(), mode='exec')
         except (SyntaxError, ValueError) as e:
             raise GenotypeError(f'not valid DARTS genotype text: {getattr(e, "msg", e)}', src) from None
-        found: List[Tuple[Optional[str], ast.Call]] = []
-        for stmt in tree.body:
-            if isinstance(stmt, (ast.Expr, ast.Assign)) and _is_genotype_call(stmt.value):
-                target = None
-                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                    target = stmt.targets[0].id
-                found.append((target, stmt.value))
-        if not found:
-            raise GenotypeError('expected a call Genotype(normal=..., normal_concat=..., reduce=..., '
-                                'reduce_concat=...)', src)
-        if len(found) > 1:
-            chosen = [f for f in found if name is not None and f[0] is not None and f[0].lower() == name.lower()]
-            if len(chosen) != 1:
-                names = [t for t, _ in found if t]
-                miss = f'; {name!r} is none of them' if name else ''
-                raise GenotypeError(f'{len(found)} genotypes are defined ({", ".join(names)}); pick one by '
-                                    f'name{miss}', src, 'name')
-            found = chosen
-        target, call = found[0]
-        name = name if name is not None else target
-        if call.args:
-            fields = ('normal', 'normal_concat', 'reduce', 'reduce_concat')
-            if len(call.args) > 4:
-                raise GenotypeError(f'expected at most 4 positional fields {fields}', src)
-            kwargs = dict(zip(fields, call.args))
-        else:
-            kwargs = {}
-        for kw in call.keywords:
-            if kw.arg is None:
-                raise GenotypeError('expected keyword fields, not **mapping', src)
-            kwargs[kw.arg] = kw.value
-        missing = [k for k in ('normal', 'normal_concat', 'reduce', 'reduce_concat') if k not in kwargs]
-        extra = [k for k in kwargs if k not in ('normal', 'normal_concat', 'reduce', 'reduce_concat')]
-        if len(call.args) + len(call.keywords) != len(kwargs):
-            raise GenotypeError('a field is given twice', src)
-        if missing or extra:
-            raise GenotypeError(f'missing fields {missing}' if missing else f'unknown fields {extra}', src)
-        cells = {}
+        except (RecursionError, MemoryError):
+            raise GenotypeError('not valid DARTS genotype text: nested too deeply', src) from None
+        target, call = _pick_definition(_darts_definitions(tree), name, src)
+        kwargs = _call_fields(call, src)
+        data: Dict[str, Any] = dict(schema_version=SCHEMA_VERSION, name=name if name is not None else target,
+                                    feature_sharing=False, provenance=dict(provenance or {}))
+        triples = []
         for kind in ('normal', 'reduce'):
             conns = _literal(kwargs[kind], src, kind)
-            if not isinstance(conns, list) or not all(
-                    isinstance(c, tuple) and len(c) == 2 and isinstance(c[0], str) and _is_int(c[1])
-                    for c in conns):
-                raise GenotypeError("expected a list of ('op', input) tuples", src, kind)
-            if not conns or len(conns) % 2:
-                raise GenotypeError(f'DARTS text needs 2 connections per node, got {len(conns)}', src, kind)
             concat = _concat_literal(kwargs[f'{kind}_concat'], src, f'{kind}_concat')
-            nodes = [conns[i:i + 2] for i in range(0, len(conns), 2)]
-            cells[kind] = {'nodes': [[list(c) for c in node] for node in nodes], 'concat': concat}
-        data = dict(schema_version=SCHEMA_VERSION, name=name, space=_smallest_space(cells),
-                    feature_sharing=False, provenance=dict(provenance or {}), **cells)
+            nodes, form = _darts_nodes(conns, src, kind)
+            if form == 'triples':
+                nodes, concat = _fairdarts_cell(conns, src, kind)
+                triples.append(kind)
+            data[kind] = {'nodes': nodes, 'concat': concat}
+        if triples and len(triples) != 2:
+            raise GenotypeError('one cell is written as (op, to, from) triples and the other is not', src)
+        if triples:
+            data['drop_path'] = 'node'
+        data['space'] = _smallest_space(data)
         return cls.from_dict(data, source=src)
 
     # ---- export -------------------------------------------------------------------------------
@@ -228,8 +243,14 @@ class Genotype:
         out: Dict[str, Any] = {'format': _FORMAT, 'schema_version': SCHEMA_VERSION}
         if self.name:
             out['name'] = self.name
-        out.update(space=self.space, feature_sharing=self.feature_sharing,
-                   normal=self.normal.to_dict(), reduce=self.reduce.to_dict(), provenance=_thaw(self.provenance))
+        out.update(space=self.space, feature_sharing=self.feature_sharing)
+        if self.network:
+            out['network'] = _thaw(self.network)
+        if self.drop_path != 'path':
+            out['drop_path'] = self.drop_path
+        if self.bn_after:
+            out['bn_after'] = list(self.bn_after)
+        out.update(normal=self.normal.to_dict(), reduce=self.reduce.to_dict(), provenance=_thaw(self.provenance))
         return out
 
     def to_json(self) -> str:
@@ -246,7 +267,10 @@ class Genotype:
 
     @property
     def is_darts_representable(self) -> bool:
-        return all(len(node) == 2 for cell in (self.normal, self.reduce) for node in cell.nodes)
+        """Whether DARTS text can hold this genotype: 2 connections per node, nothing beyond the cells."""
+        return (all(len(node) == 2 for cell in (self.normal, self.reduce) for node in cell.nodes)
+                and not (self.feature_sharing or self.network or self.bn_after)
+                and self.drop_path == 'path')
 
     def to_darts(self, assign: Optional[str] = None, concat_style: str = 'list') -> str:
         """The DARTS ``Genotype(...)`` text; only for cells with exactly 2 inputs per node.
@@ -256,11 +280,12 @@ class Genotype:
         """
         if concat_style not in ('list', 'range'):
             raise ValueError(f"concat_style: expected 'list' or 'range', got {concat_style!r}")
-        if not self.is_darts_representable:
+        if not all(len(node) == 2 for cell in (self.normal, self.reduce) for node in cell.nodes):
             raise GenotypeError('DARTS text needs exactly 2 connections per node; this genotype has nodes '
                                 'with other in-degrees', self.name)
-        if self.feature_sharing:
-            raise GenotypeError('DARTS text cannot record feature_sharing=true', self.name, 'feature_sharing')
+        for key, default in (('feature_sharing', False), ('network', {}), ('drop_path', 'path'), ('bn_after', ())):
+            if getattr(self, key) != default:
+                raise GenotypeError(f'DARTS text cannot record {key}={_thaw(getattr(self, key))!r}', self.name, key)
 
         def conns(cell: CellSpec) -> str:
             return '[' + ', '.join(f"('{op}', {i})" for node in cell.nodes for op, i in node) + ']'
@@ -287,13 +312,20 @@ class Genotype:
     def ops_used(self) -> List[str]:
         return sorted({op for cell in (self.normal, self.reduce) for _, op, _ in cell.connections()})
 
+    def network_settings(self, family: str) -> Dict[str, int]:
+        """The evaluation-network settings of ``family`` that differ from the family's (empty if none)."""
+        return dict(self.network.get(family, {}))
+
     def __str__(self) -> str:
-        lines = [f'{self.name or "genotype"} (space={self.space}, feature_sharing={self.feature_sharing})']
+        extras = ''.join(f', {k}={_thaw(getattr(self, k))}' for k, default in
+                         (('network', {}), ('drop_path', 'path'), ('bn_after', ()))
+                         if getattr(self, k) != default)
+        lines = [f'{self.name or "genotype"} (space={self.space}, feature_sharing={self.feature_sharing}{extras})']
         for kind, cell in (('normal', self.normal), ('reduce', self.reduce)):
             lines.append(f'  {kind} cell (output = concat of nodes {[c - 2 for c in cell.concat]}):')
             for j, node in enumerate(cell.nodes):
                 ins = ', '.join(f'{op}({node_label(i) if i < 2 else "node " + node_label(i)})' for op, i in node)
-                lines.append(f'    node {j} = {ins}')
+                lines.append(f'    node {j} = {ins or "(absent: no inputs)"}')
         return '\n'.join(lines)
 
     @staticmethod
@@ -303,25 +335,68 @@ class Genotype:
 
     @classmethod
     def coerce(cls, value: GenotypeLike) -> Genotype:
-        """Accept a Genotype, a bundled name, a file path, a dict or DARTS text."""
-        if isinstance(value, Genotype):
-            return value
-        if isinstance(value, Mapping):
-            return cls.from_dict(value, source='<dict>')
-        if isinstance(value, (str, os.PathLike)):
-            text = os.fspath(value)
-            if cls.looks_like_darts(text):
-                return cls.parse_darts(text)
-            return load_genotype(text)
-        raise GenotypeError(f'expected a Genotype, bundled name, file path or dict, got {type(value).__name__}',
-                            field='genotype')
+        """Accept a Genotype, a bundled name, a file path, a dict or DARTS text (see :func:`resolve_genotype`)."""
+        return resolve_genotype(value)
 
 
 GenotypeLike = Union[Genotype, str, os.PathLike, Mapping[str, Any]]
 
+_FIELDS = ('format', 'schema_version', 'name', 'space', 'feature_sharing', 'network', 'drop_path',
+           'bn_after', 'normal', 'reduce', 'provenance')
+_V1_FIELDS = ('format', 'schema_version', 'name', 'space', 'feature_sharing', 'normal', 'reduce', 'provenance')
 _DARTS_TEXT = re.compile(r'\s*([A-Za-z_]\w*\s*=\s*)?Genotype\s*\(')
+_FILE_SUFFIXES = ('.json', '.py', '.txt')
 
 
+# ---- one place that resolves what users give ------------------------------------------------------------
+def resolve_genotype(value: GenotypeLike, name: Optional[str] = None, source: Optional[str] = None) -> Genotype:
+    """A genotype from anything users give: a :class:`Genotype`, a dict (the JSON form), DARTS text, a file
+    (JSON, or ``.py``/``.txt`` DARTS text) or a bundled name (case-insensitive).
+
+    ``name`` picks one genotype of a DARTS ``genotypes.py`` and names the result; ``source`` names text or a
+    dict in error messages. Every entry point (``Genotype.coerce``, :func:`load_genotype`, ``genotype=`` of the
+    timm entrypoints, the ``entrannas`` command) resolves through here.
+    """
+    if isinstance(value, Genotype):
+        g = value
+    elif isinstance(value, Mapping):
+        g = Genotype.from_dict(value, source=source or '<dict>')
+    elif isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if not isinstance(text, str):
+            raise GenotypeError(f'expected a text path, got {type(text).__name__}', field='genotype')
+        if Genotype.looks_like_darts(text):
+            return Genotype.parse_darts(text, name=name, source=source)
+        path = Path(text).expanduser()
+        if _is_file(path):
+            g = Genotype.load(path, name=name)
+        elif path.suffix in _FILE_SUFFIXES or os.sep in text or (os.altsep and os.altsep in text):
+            raise GenotypeError(f'genotype file not found (bundled: {", ".join(list_genotypes())})', _cut(text, 200))
+        else:
+            g = _bundled(text)
+    else:
+        raise GenotypeError(f'expected a Genotype, bundled name, file path or dict, got {type(value).__name__}',
+                            field='genotype')
+    return g.replace(name=name) if name is not None and g.name != name else g
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL character
+        return False
+
+
+def _bundled(name: str) -> Genotype:
+    for d in bundled_genotype_dirs():
+        for p in d.glob('*.json'):
+            if p.stem.lower() == name.lower():
+                return Genotype.load(p)
+    raise GenotypeError(f'no bundled genotype named {_short(name)}; bundled: {", ".join(list_genotypes())} '
+                        '(or give a path to a .json file)', field='genotype')
+
+
+# ---- reading --------------------------------------------------------------------------------------------
 class _DuplicateKey(Exception):
     pass
 
@@ -335,9 +410,392 @@ def _no_duplicate_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     return out
 
 
+def _read_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as e:
+        raise GenotypeError(f'malformed JSON: {e.msg} at line {e.lineno} column {e.colno}', source) from None
+    except _DuplicateKey as e:
+        raise GenotypeError(f'malformed JSON: key {_short(e.args[0])} appears twice in one object', source) from None
+    except ValueError as e:  # a number with more digits than Python converts
+        raise GenotypeError(f'malformed JSON: {str(e).split(";")[0]}', source) from None
+    except RecursionError:
+        raise GenotypeError('malformed JSON: nested too deeply', source) from None
+
+
+def _migrate(data: Mapping[str, Any], source: Optional[str]) -> Dict[str, Any]:
+    """The data in the current schema's layout. Version 1 files read unchanged: version 2 only adds what
+    version 1 refused (``none`` connections, absent nodes, ``network``, ``drop_path``, ``bn_after``)."""
+    version = data.get('schema_version')
+    if version is None:
+        raise GenotypeError(f'missing; expected schema_version: {SCHEMA_VERSION}', source, 'schema_version')
+    if not _is_int(version) or version not in (1, SCHEMA_VERSION):
+        raise GenotypeError(f'unsupported {_short(version)}; this version reads 1 and {SCHEMA_VERSION}',
+                            source, 'schema_version')
+    if version == 1:
+        extra = sorted(_cut(k) for k in set(data) - set(_V1_FIELDS))
+        if extra:
+            raise GenotypeError(f'unknown field(s) {extra} in schema_version 1; expected only '
+                                f'{sorted(_V1_FIELDS)} (write schema_version {SCHEMA_VERSION} to use them)', source)
+        for kind in ('normal', 'reduce'):
+            cell = data.get(kind)
+            nodes = cell.get('nodes') if isinstance(cell, Mapping) else None
+            for j, node in enumerate(nodes if isinstance(nodes, list) else []):
+                if node == [] or (isinstance(node, list) and any(
+                        isinstance(c, list) and c[:1] == ['none'] for c in node)):
+                    raise GenotypeError(f'empty nodes and "none" connections need schema_version {SCHEMA_VERSION}',
+                                        source, f'{kind}.nodes[{j}]')
+    return dict(data, schema_version=SCHEMA_VERSION)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` of a value read from untrusted input, cut to ``limit`` characters for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _cut(text: Any, limit: int = 80) -> str:
+    """``str`` of untrusted text for error messages: cut to ``limit`` characters, lone surrogates escaped."""
+    text = str(text).encode('utf-8', 'backslashreplace').decode('utf-8')
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _printable_name(name: Any) -> bool:
+    return isinstance(name, str) and len(name) <= LIMITS['name_length'] and name.isprintable() and _utf8(name)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") from JSON
+        return False
+    return True
+
+
+def _check_name(name: Any, source: Optional[str]) -> None:
+    if name is None:
+        return
+    if not isinstance(name, str):
+        raise GenotypeError(f'expected a string, got {_short(name)}', source, 'name')
+    if not 1 <= len(name) <= LIMITS['name_length']:
+        raise GenotypeError(f'expected 1 to {LIMITS["name_length"]} characters, got {len(name):,}', source, 'name')
+    if not _utf8(name) or not name.isprintable():
+        raise GenotypeError(f'expected printable text, got {_short(name)}', source, 'name')
+
+
+def _check_text(obj: Any, source: Optional[str], fld: str, depth: int = 0) -> None:
+    """Every string in ``obj`` (provenance) must be encodable, so that printing it cannot fail."""
+    if depth > 32:
+        raise GenotypeError('nested too deeply', source, fld)
+    if isinstance(obj, str):
+        if not _utf8(obj):
+            raise GenotypeError(f'text that is not valid Unicode: {_short(obj)}', source, fld)
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _check_text(k, source, fld, depth + 1)
+            _check_text(v, source, f'{fld}.{k}' if _utf8(str(k)) else fld, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_text(v, source, f'{fld}[{i}]', depth + 1)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _network_from_obj(obj: Any, source: Optional[str]) -> Dict[str, Dict[str, int]]:
+    if not isinstance(obj, Mapping):
+        raise GenotypeError(f'expected an object of families, got {type(obj).__name__}', source, 'network')
+    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in obj.items()}
+
+
+def _cell_from_obj(obj: Any, source: Optional[str], kind: str) -> CellSpec:
+    if obj is None:
+        raise GenotypeError('missing; expected {"nodes": [...], "concat": [...]}', source, kind)
+    if not isinstance(obj, Mapping):
+        raise GenotypeError(f'expected an object with "nodes" and "concat", got {type(obj).__name__}', source, kind)
+    unknown = sorted(_cut(k) for k in set(obj) - {'nodes', 'concat'})
+    if unknown:
+        raise GenotypeError(f'unknown field(s) {unknown}; expected "nodes" and "concat"', source, kind)
+    nodes_obj = obj.get('nodes')
+    if not isinstance(nodes_obj, list) or not nodes_obj:
+        raise GenotypeError('expected a non-empty list of nodes', source, f'{kind}.nodes')
+    _check_count(len(nodes_obj), LIMITS['nodes'], 'nodes', source, f'{kind}.nodes')
+    nodes = []
+    for j, node in enumerate(nodes_obj):
+        fld = f'{kind}.nodes[{j}]'
+        if not isinstance(node, list):
+            raise GenotypeError(f'expected a list of [op, input] pairs, got {type(node).__name__}', source, fld)
+        _check_count(len(node), LIMITS['connections_per_node'], 'connections', source, fld)
+        conns = []
+        for c, conn in enumerate(node):
+            if not (isinstance(conn, (list, tuple)) and len(conn) == 2
+                    and isinstance(conn[0], str) and _is_int(conn[1])):
+                raise GenotypeError(f'expected ["op", input_index], got {_short(conn)}', source, f'{fld}[{c}]')
+            conns.append((conn[0], conn[1]))
+        nodes.append(tuple(conns))
+    present = [j + 2 for j, node in enumerate(nodes) if node]
+    concat = obj.get('concat', present)
+    if not isinstance(concat, list) or not all(_is_int(c) for c in concat):
+        raise GenotypeError(f'expected a list of node indices, got {_short(concat)}', source, f'{kind}.concat')
+    _check_count(len(concat), LIMITS['nodes'], 'entries', source, f'{kind}.concat')
+    return CellSpec(tuple(nodes), tuple(concat))
+
+
+def _check_count(n: int, limit: int, what: str, source: Optional[str], fld: str) -> None:
+    if n > limit:
+        raise GenotypeError(f'{n:,} {what}; a genotype may have at most {limit} (docs/genotype-format.md, Limits)',
+                            source, fld)
+
+
+def _validate(g: Genotype, source: Optional[str]) -> None:
+    """Checks on the built object, so that direct construction is held to the same rules as files."""
+    if not isinstance(g.space, str) or g.space not in SPACES:
+        raise GenotypeError(f'unknown space {_short(g.space)}; expected one of {sorted(SPACES)}', source, 'space')
+    if not isinstance(g.feature_sharing, bool):
+        raise GenotypeError(f'expected true or false, got {_short(g.feature_sharing)}', source, 'feature_sharing')
+    if not isinstance(g.bn_after, tuple) or len(set(g.bn_after)) != len(g.bn_after) or not all(
+            isinstance(op, str) and op in SPACES[g.space] and op != 'none' for op in g.bn_after):
+        raise GenotypeError(f'expected distinct ops of the {g.space!r} space (not none), got {_short(g.bn_after)}',
+                            source, 'bn_after')
+    _check_name(g.name, source)
+    if g.drop_path not in DROP_PATH_MODES:
+        raise GenotypeError(f'expected one of {list(DROP_PATH_MODES)}, got {_short(g.drop_path)}', source, 'drop_path')
+    _validate_network(g.network, source)
+    allowed = SPACES[g.space]
+    for kind, cell in (('normal', g.normal), ('reduce', g.reduce)):
+        if not isinstance(cell, CellSpec):
+            raise GenotypeError(f'expected a CellSpec, got {type(cell).__name__}', source, kind)
+        if not isinstance(cell.nodes, tuple) or not cell.nodes:
+            raise GenotypeError('a cell needs a non-empty tuple of intermediate nodes', source, f'{kind}.nodes')
+        _check_count(len(cell.nodes), LIMITS['nodes'], 'nodes', source, f'{kind}.nodes')
+        if not isinstance(cell.concat, tuple) or not all(_is_int(c) for c in cell.concat):
+            raise GenotypeError(f'expected a tuple of node indices, got {_short(cell.concat)}', source,
+                                f'{kind}.concat')
+        for j, node in enumerate(cell.nodes):
+            _validate_node(node, j, cell, allowed, g.space, source, f'{kind}.nodes[{j}]')
+        if not cell.present:
+            raise GenotypeError('every node is empty: a cell needs at least one connection', source, f'{kind}.nodes')
+        if not cell.concat:
+            raise GenotypeError('concat must name at least one node', source, f'{kind}.concat')
+        for c in cell.concat:
+            if not 2 <= c < cell.num_nodes + 2:
+                raise GenotypeError(f'concat names node {_short(c)}, which does not exist (nodes are 2..'
+                                    f'{cell.num_nodes + 1})', source, f'{kind}.concat')
+            if c not in cell.present:
+                raise GenotypeError(f'concat names node {c}, which is empty (an absent node has no value)',
+                                    source, f'{kind}.concat')
+        if len(set(cell.concat)) != len(cell.concat):
+            raise GenotypeError(f'duplicate entries in {list(cell.concat)}', source, f'{kind}.concat')
+
+
+def _validate_node(node: Any, j: int, cell: CellSpec, allowed: Sequence[str], space: str,
+                   source: Optional[str], fld: str) -> None:
+    if not isinstance(node, tuple):
+        raise GenotypeError(f'expected a tuple of (op, input) pairs, got {type(node).__name__}', source, fld)
+    _check_count(len(node), LIMITS['connections_per_node'], 'connections', source, fld)
+    seen = set()
+    for c, conn in enumerate(node):
+        if not (isinstance(conn, tuple) and len(conn) == 2 and isinstance(conn[0], str) and _is_int(conn[1])):
+            raise GenotypeError(f'expected ("op", input_index), got {_short(conn)}', source, f'{fld}[{c}]')
+        op, inp = conn
+        if op not in OPS:
+            raise GenotypeError(f'unknown op {_short(op)}; expected one of {sorted(OPS)}', source, f'{fld}[{c}]')
+        if op not in allowed:
+            raise GenotypeError(f'op {op!r} is not in the {space!r} space (set "space": "extended")',
+                                source, f'{fld}[{c}]')
+        if not 0 <= inp < j + 2:
+            raise GenotypeError(f'input {_short(inp)} out of range: node {j} may read inputs 0..{j + 1} '
+                                '(0, 1 = cell inputs, 2.. = earlier nodes)', source, f'{fld}[{c}]')
+        if inp >= 2 and not cell.nodes[inp - 2]:
+            raise GenotypeError(f'input {inp} is node {inp - 2}, which is empty (an absent node has no value)',
+                                source, f'{fld}[{c}]')
+        if (op, inp) in seen:
+            raise GenotypeError(f'duplicate connection [{op!r}, {inp}]', source, f'{fld}[{c}]')
+        seen.add((op, inp))
+
+
+def _validate_network(network: Any, source: Optional[str]) -> None:
+    from .network import STEM_TYPES  # families are the network's stem types (network.py imports this module)
+    if not isinstance(network, Mapping):
+        raise GenotypeError(f'expected an object of families, got {type(network).__name__}', source, 'network')
+    for family, settings in network.items():
+        if family not in STEM_TYPES:
+            raise GenotypeError(f'unknown family {_short(family)}; expected one of {list(STEM_TYPES)}',
+                                source, 'network')
+        if not isinstance(settings, Mapping):
+            raise GenotypeError(f'expected an object of settings, got {type(settings).__name__}',
+                                source, f'network.{family}')
+        for key, value in settings.items():
+            if key not in NETWORK_SETTINGS:
+                raise GenotypeError(f'unknown setting {_short(key)}; expected some of {sorted(NETWORK_SETTINGS)}',
+                                    source, f'network.{family}')
+            low, high = NETWORK_SETTINGS[key]
+            if not _is_int(value) or not low <= value <= high:
+                raise GenotypeError(f'expected an integer in {low}..{high}, got {_short(value)}',
+                                    source, f'network.{family}.{key}')
+
+
+# ---- DARTS text -------------------------------------------------------------------------------------------
 def _is_genotype_call(node: Any) -> bool:
     return isinstance(node, ast.Call) and getattr(node.func, 'id', getattr(node.func, 'attr', None)) in (
         'Genotype', 'genotype')
+
+
+def _darts_definitions(tree: ast.Module) -> List[Tuple[Optional[str], ast.Call]]:
+    """``(variable, call)`` of each ``Genotype(...)`` statement, in order; an alias ``A = B`` adds ``(A, B's call)``."""
+    found: List[Tuple[Optional[str], ast.Call]] = []
+    named: Dict[str, ast.Call] = {}
+    for stmt in tree.body:
+        value = getattr(stmt, 'value', None)
+        target = None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            target = stmt.targets[0].id
+        if isinstance(stmt, (ast.Expr, ast.Assign)) and _is_genotype_call(value):
+            found.append((target, value))
+        elif target is not None and isinstance(value, ast.Name) and value.id in named:
+            found.append((target, named[value.id]))
+        else:
+            continue
+        if target is not None:
+            named[target] = found[-1][1]
+    return found
+
+
+def _pick_definition(found: List[Tuple[Optional[str], ast.Call]], name: Optional[str],
+                     src: str) -> Tuple[Optional[str], ast.Call]:
+    if not found:
+        raise GenotypeError('expected a call Genotype(normal=..., normal_concat=..., reduce=..., '
+                            'reduce_concat=...)', src)
+    if len({id(call) for _, call in found}) == 1:  # one genotype (perhaps under aliases): ``name`` only names it
+        return found[0]
+    chosen = [f for f in found if name is not None and f[0] is not None and f[0].lower() == name.lower()]
+    if len({id(call) for _, call in chosen}) != 1:
+        names = [t for t, _ in found if t]
+        shown = ', '.join(names[:20]) + (f', ... ({len(names) - 20} more)' if len(names) > 20 else '')
+        miss = f'; {_short(name)} is none of them' if name else ''
+        count = len({id(call) for _, call in found})
+        raise GenotypeError(f'{count} genotypes are defined ({shown}); pick one by name{miss}', src, 'name')
+    return chosen[0]
+
+
+_CELL_FIELDS = ('normal', 'normal_concat', 'reduce', 'reduce_concat')
+
+
+def _call_fields(call: ast.Call, src: str) -> Dict[str, ast.AST]:
+    fields: Dict[str, ast.AST] = {}
+    for i, arg in enumerate(call.args):
+        fields[_CELL_FIELDS[i] if i < 4 else f'<field {i}>'] = arg
+    for kw in call.keywords:
+        if kw.arg is None:
+            raise GenotypeError('expected keyword fields, not **mapping', src)
+        if kw.arg in fields:
+            raise GenotypeError('a field is given twice', src)
+        fields[kw.arg] = kw.value
+    missing = [k for k in _CELL_FIELDS if k not in fields]
+    if missing:
+        raise GenotypeError(f'missing fields {missing}', src)
+    # further namedtuple fields carry nothing when None (GDAS writes connectN=None, connects=None)
+    extra = [k for k, v in fields.items() if k not in _CELL_FIELDS and not (
+        isinstance(v, ast.Constant) and v.value is None)]
+    if extra:
+        raise GenotypeError(f'unknown fields {extra} (only None is accepted beyond {list(_CELL_FIELDS)})', src)
+    return fields
+
+
+def _literal(node: ast.AST, src: str, fld: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise GenotypeError('expected a literal list', src, fld) from None
+
+
+def _concat_literal(node: ast.AST, src: str, fld: str) -> List[int]:
+    if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'range':
+        try:
+            args = [ast.literal_eval(a) for a in node.args]
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            args = []
+        if not 1 <= len(args) <= 3 or not all(_is_int(a) for a in args) or node.keywords:
+            raise GenotypeError('expected range(start, stop[, step]) with integer bounds', src, fld)
+        bound = LIMITS['nodes'] + 2
+        if not all(-bound <= a <= bound for a in args):
+            raise GenotypeError(f'range{tuple(args) if len(str(args)) < 60 else "(...)"} names nodes beyond any '
+                                f'cell (at most {LIMITS["nodes"]} nodes)', src, fld)
+        if len(args) == 3 and args[2] == 0:
+            raise GenotypeError('range() step must not be zero', src, fld)
+        return list(range(*args))
+    value = _literal(node, src, fld)
+    if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
+        raise GenotypeError('expected a list of node indices or range(a, b)', src, fld)
+    return list(value)
+
+
+def _is_pair(x: Any) -> bool:
+    return isinstance(x, (list, tuple)) and len(x) == 2 and isinstance(x[0], str) and _is_int(x[1])
+
+
+def _darts_nodes(conns: Any, src: str, kind: str) -> Tuple[List[List[List[Any]]], str]:
+    """The nodes of a cell written as flat pairs (DARTS), nodes of pairs (GDAS, CDARTS) or triples (FairDARTS)."""
+    if not isinstance(conns, (list, tuple)) or not conns:
+        raise GenotypeError("expected a non-empty list of ('op', input) tuples", src, kind)
+    if len(conns) > LIMITS['nodes'] * LIMITS['connections_per_node']:
+        raise GenotypeError(f'{len(conns):,} entries; far more than any cell may have', src, kind)
+    if all(_is_pair(c) for c in conns):
+        if len(conns) % 2:
+            raise GenotypeError(f'DARTS text needs 2 connections per node, got {len(conns)}', src, kind)
+        return [[list(c) for c in conns[i:i + 2]] for i in range(0, len(conns), 2)], 'pairs'
+    if all(isinstance(n, (list, tuple)) and all(_is_pair(c) for c in n) for n in conns):
+        return [[list(c) for c in node] for node in conns], 'nodes'
+    if all(isinstance(c, (list, tuple)) and len(c) == 3 and isinstance(c[0], str) and _is_int(c[1])
+           and _is_int(c[2]) for c in conns):
+        return [], 'triples'
+    raise GenotypeError("expected a list of ('op', input) tuples, a list of nodes of such tuples, or FairDARTS "
+                        "('op', to, from) triples", src, kind)
+
+
+def _has_parameters(op: str) -> bool:
+    return any(True for _ in make_op(op, 2, 1).parameters())
+
+
+def _fairdarts_cell(triples: Sequence[Sequence[Any]], src: str, kind: str) -> Tuple[List[List[List[Any]]], List[int]]:
+    """Nodes and concat of FairDARTS's evaluation cell (``DCOCell``) for ``(op, to, from)`` triples.
+
+    That cell computes the fed nodes in the order they first appear, skips an edge whose source node is not
+    fed (the edge still builds its op) and concatenates every fed node, whatever ``*_concat`` says.
+    """
+    order: List[int] = []
+    inputs: Dict[int, List[Tuple[str, int]]] = {}
+    for c, (op, to, frm) in enumerate(triples):
+        if not (2 <= to <= LIMITS['nodes'] + 1 and 0 <= frm < to):
+            raise GenotypeError(f'({op!r}, {_short(to)}, {_short(frm)}): expected (op, to, from) with '
+                                f'0 <= from < to and 2 <= to <= {LIMITS["nodes"] + 1}', src, f'{kind}[{c}]')
+        if to not in inputs:
+            order.append(to)
+            inputs[to] = []
+        inputs[to].append((op, frm))
+    if order != sorted(order):
+        raise GenotypeError(f'nodes appear in the order {order}; FairDARTS computes them in that order, which is '
+                            'not supported (list each node after the nodes it reads)', src, kind)
+    nodes: List[List[List[Any]]] = [[] for _ in range(order[-1] - 1)]
+    for to in order:
+        for op, frm in inputs[to]:
+            if frm >= 2 and frm not in inputs:
+                if op in OPS and _has_parameters(op):
+                    raise GenotypeError(f'({op!r}, {to}, {frm}) reads node {frm}, which nothing feeds: FairDARTS '
+                                        'skips that edge but still builds its parameters, which a cell here cannot '
+                                        'hold', src, kind)
+                continue  # parameter-free and skipped by FairDARTS: nothing to build
+            nodes[to - 2].append([op, frm])
+        if not nodes[to - 2]:
+            raise GenotypeError(f'node {to} reads only nodes that nothing feeds (FairDARTS would fail on it)',
+                                src, kind)
+    return nodes, order
+
+
+def _smallest_space(cells: Mapping[str, Any]) -> str:
+    ops = {c[0] for kind in ('normal', 'reduce') for node in cells[kind]['nodes'] for c in node}
+    return 'standard' if ops <= set(SPACES['standard']) else 'extended'
 
 
 INPUT_LABELS = ('c_{k-2}', 'c_{k-1}')
@@ -347,116 +805,6 @@ INPUT_LABELS = ('c_{k-2}', 'c_{k-1}')
 def node_label(i: int) -> str:
     """The label of state ``i`` of a cell: ``c_{k-2}``, ``c_{k-1}``, then intermediate nodes ``0, 1, ...``."""
     return INPUT_LABELS[i] if i < 2 else str(i - 2)
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _literal(node: ast.AST, src: str, fld: str) -> Any:
-    try:
-        return ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError):
-        raise GenotypeError('expected a literal list', src, fld) from None
-
-
-def _concat_literal(node: ast.AST, src: str, fld: str) -> List[int]:
-    if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'range':
-        args = [_literal(a, src, fld) for a in node.args]
-        if not 1 <= len(args) <= 3 or not all(_is_int(a) for a in args):
-            raise GenotypeError('expected range(start, stop) with integer bounds', src, fld)
-        if len(range(*args)) > 1000:
-            raise GenotypeError(f'range{tuple(args)} is far longer than any cell', src, fld)
-        return list(range(*args))
-    value = _literal(node, src, fld)
-    if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
-        raise GenotypeError('expected a list of node indices or range(a, b)', src, fld)
-    return list(value)
-
-
-def _smallest_space(cells: Mapping[str, Any]) -> str:
-    ops = {c[0] for cell in cells.values() for node in cell['nodes'] for c in node}
-    return 'standard' if ops <= set(SPACES['standard']) else 'extended'
-
-
-def _cell_from_obj(obj: Any, source: Optional[str], kind: str) -> CellSpec:
-    if obj is None:
-        raise GenotypeError('missing; expected {"nodes": [...], "concat": [...]}', source, kind)
-    if not isinstance(obj, Mapping):
-        raise GenotypeError(f'expected an object with "nodes" and "concat", got {type(obj).__name__}', source, kind)
-    unknown = sorted(set(obj) - {'nodes', 'concat'})
-    if unknown:
-        raise GenotypeError(f'unknown field(s) {unknown}; expected "nodes" and "concat"', source, kind)
-    nodes_obj = obj.get('nodes')
-    if not isinstance(nodes_obj, list) or not nodes_obj:
-        raise GenotypeError('expected a non-empty list of nodes', source, f'{kind}.nodes')
-    nodes = []
-    for j, node in enumerate(nodes_obj):
-        fld = f'{kind}.nodes[{j}]'
-        if not isinstance(node, list):
-            raise GenotypeError(f'expected a list of [op, input] pairs, got {type(node).__name__}', source, fld)
-        conns = []
-        for c, conn in enumerate(node):
-            if not (isinstance(conn, (list, tuple)) and len(conn) == 2
-                    and isinstance(conn[0], str) and _is_int(conn[1])):
-                raise GenotypeError(f'expected ["op", input_index], got {conn!r}', source, f'{fld}[{c}]')
-            conns.append((conn[0], conn[1]))
-        nodes.append(tuple(conns))
-    concat = obj.get('concat', list(range(2, len(nodes) + 2)))
-    if not isinstance(concat, list) or not all(_is_int(c) for c in concat):
-        raise GenotypeError(f'expected a list of node indices, got {concat!r}', source, f'{kind}.concat')
-    return CellSpec(tuple(nodes), tuple(concat))
-
-
-def _validate(g: Genotype, source: Optional[str]) -> None:
-    """Checks on the built object, so that direct construction is held to the same rules as files."""
-    if not isinstance(g.space, str) or g.space not in SPACES:
-        raise GenotypeError(f'unknown space {g.space!r}; expected one of {sorted(SPACES)}', source, 'space')
-    if not isinstance(g.feature_sharing, bool):
-        raise GenotypeError(f'expected true or false, got {g.feature_sharing!r}', source, 'feature_sharing')
-    if g.name is not None and not isinstance(g.name, str):
-        raise GenotypeError(f'expected a string, got {g.name!r}', source, 'name')
-    allowed = SPACES[g.space]
-    for kind, cell in (('normal', g.normal), ('reduce', g.reduce)):
-        if not isinstance(cell, CellSpec):
-            raise GenotypeError(f'expected a CellSpec, got {type(cell).__name__}', source, kind)
-        if not isinstance(cell.nodes, tuple) or not cell.nodes:
-            raise GenotypeError('a cell needs a non-empty tuple of intermediate nodes', source, f'{kind}.nodes')
-        if not isinstance(cell.concat, tuple) or not all(_is_int(c) for c in cell.concat):
-            raise GenotypeError(f'expected a tuple of node indices, got {cell.concat!r}', source, f'{kind}.concat')
-        for j, node in enumerate(cell.nodes):
-            fld = f'{kind}.nodes[{j}]'
-            if not isinstance(node, tuple):
-                raise GenotypeError(f'expected a tuple of (op, input) pairs, got {type(node).__name__}', source, fld)
-            if not node:
-                raise GenotypeError('empty node: every node needs at least one [op, input] connection',
-                                    source, fld)
-            seen = set()
-            for c, conn in enumerate(node):
-                if not (isinstance(conn, tuple) and len(conn) == 2 and isinstance(conn[0], str) and _is_int(conn[1])):
-                    raise GenotypeError(f'expected ("op", input_index), got {conn!r}', source, f'{fld}[{c}]')
-                op, inp = conn
-                if op not in OPS:
-                    raise GenotypeError(f'unknown op {op!r}; expected one of {sorted(OPS)}', source, f'{fld}[{c}]')
-                if op not in allowed:
-                    raise GenotypeError(f'op {op!r} is not in the {g.space!r} space (set "space": "extended")',
-                                        source, f'{fld}[{c}]')
-                if op == 'none':
-                    raise GenotypeError("'none' (the zero op) cannot appear in a derived cell", source, f'{fld}[{c}]')
-                if not 0 <= inp < j + 2:
-                    raise GenotypeError(f'input {inp} out of range: node {j} may read inputs 0..{j + 1} '
-                                        '(0, 1 = cell inputs, 2.. = earlier nodes)', source, f'{fld}[{c}]')
-                if (op, inp) in seen:
-                    raise GenotypeError(f'duplicate connection [{op!r}, {inp}]', source, f'{fld}[{c}]')
-                seen.add((op, inp))
-        if not cell.concat:
-            raise GenotypeError('concat must name at least one node', source, f'{kind}.concat')
-        for c in cell.concat:
-            if not 2 <= c < cell.num_nodes + 2:
-                raise GenotypeError(f'concat names node {c}, which does not exist (nodes are 2..'
-                                    f'{cell.num_nodes + 1})', source, f'{kind}.concat')
-        if len(set(cell.concat)) != len(cell.concat):
-            raise GenotypeError(f'duplicate entries in {list(cell.concat)}', source, f'{kind}.concat')
 
 
 # ---- bundled genotypes ------------------------------------------------------------------------
@@ -475,16 +823,6 @@ def list_genotypes() -> List[str]:
 
 
 def load_genotype(name_or_path: Union[str, os.PathLike]) -> Genotype:
-    """A bundled genotype by (case-insensitive) name, or a genotype file by path."""
-    text = os.fspath(name_or_path)
-    path = Path(text).expanduser()
-    if path.suffix in ('.json', '.py', '.txt') or os.sep in text or path.is_file():
-        if not path.is_file():
-            raise GenotypeError(f'genotype file not found (bundled: {", ".join(list_genotypes())})', text)
-        return Genotype.load(path)
-    for d in bundled_genotype_dirs():
-        for p in d.glob('*.json'):
-            if p.stem.lower() == text.lower():
-                return Genotype.load(p)
-    raise GenotypeError(f'no bundled genotype named {text!r}; bundled: {", ".join(list_genotypes())} '
-                        '(or give a path to a .json file)', field='genotype')
+    """A bundled genotype by (case-insensitive) name, or a genotype file by path (see :func:`resolve_genotype`)."""
+    return resolve_genotype(name_or_path)
+

@@ -14,7 +14,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
 from .data import DATASET_STATS
-from .genotype import Genotype, GenotypeLike
+from .genotype import Genotype, GenotypeError, GenotypeLike
 from .network import CellFeatureGetter, CellNetwork
 
 __all__ = ['HF_ORG', 'FAMILIES', 'GENERIC_MODELS', 'MODEL_GENOTYPES', 'PUBLISHED_TAGS', 'WEIGHTS_FILE',
@@ -28,12 +28,6 @@ WEIGHTS_FILE = 'model.safetensors'
 
 CIFAR10_MEAN, CIFAR10_STD = DATASET_STATS['cifar10']
 
-_PAPERS = {
-    'darts': dict(paper_name='DARTS: Differentiable Architecture Search', paper_ids='arXiv:1806.09055'),
-    'pc_darts': dict(paper_name='PC-DARTS: Partial Channel Connections for Memory-Efficient Architecture Search',
-                     paper_ids='arXiv:1907.05737'),
-}
-
 FAMILIES: Dict[str, Dict[str, Any]] = {
     'cifar': dict(stem_type='cifar', channels=36, layers=20),
     'imagenet': dict(stem_type='imagenet', channels=48, layers=14),
@@ -46,7 +40,8 @@ GENERIC_MODELS: Dict[str, str] = {'cellnet_cifar': 'cifar', 'cellnet_imagenet': 
 genotype='runs/x/genotype.json')``. Without ``genotype=`` they build DARTS V2. Exported checkpoints of custom
 genotypes name these, so the architecture in ``config.json`` says nothing about a genotype it does not hold."""
 
-# registered architecture -> (bundled genotype, family)
+# registered architecture -> (bundled genotype, family). Every bundled genotype also builds through the family
+# entrypoints (``cellnet_cifar(genotype='sdarts_rs')``); the well-known cells have entrypoints of their own.
 MODEL_GENOTYPES: Dict[str, tuple] = {
     'cellnet_cifar': ('darts_v2', 'cifar'),
     'cellnet_imagenet': ('darts_v2', 'imagenet'),
@@ -55,6 +50,24 @@ MODEL_GENOTYPES: Dict[str, tuple] = {
     'darts_v2_imagenet': ('darts_v2', 'imagenet'),
     'pc_darts_cifar10': ('pc_darts_cifar', 'cifar'),
     'pc_darts_imagenet': ('pc_darts_image', 'imagenet'),
+    **{f'{model}_{suffix}': (genotype, family)
+       for model, cifar_genotype, imagenet_genotype in [
+           ('pdarts', 'pdarts', 'pdarts'),
+           ('gdas', 'gdas_v1', 'gdas_v1'),
+           ('snas_mild', 'snas_mild', 'snas_mild'),
+           ('fairdarts_a', 'fairdarts_a', 'fairdarts_a'),
+           ('fairdarts_b', 'fairdarts_b', 'fairdarts_b'),
+           ('drnas', 'drnas_cifar10', 'drnas_imagenet'),
+           ('sdarts_rs', 'sdarts_rs', 'sdarts_rs'),
+           ('sdarts_adv', 'sdarts_adv', 'sdarts_adv'),
+           ('sgas_cri1', 'sgas_cri1', 'sgas_cri1'),
+           ('sgas_cri2', 'sgas_cri2', 'sgas_cri2_imagenet'),
+           ('darts_minus', 'darts_minus', 'darts_minus'),
+           ('beta_darts', 'beta_darts', 'beta_darts'),
+           ('cdarts', 'cdarts_cifar', 'cdarts_imagenet'),
+       ]
+       for suffix, genotype, family in (('cifar10', cifar_genotype, 'cifar'), ('imagenet', imagenet_genotype,
+                                                                                 'imagenet'))},
 }
 
 
@@ -62,28 +75,35 @@ class WeightsNotPublishedError(RuntimeError):
     """``pretrained=True`` for a tag whose weights cannot be found on the Hub or in the local cache."""
 
 
-def _cifar_cfg(paper: Optional[str], **kwargs) -> Dict[str, Any]:
+def _paper(genotype: Optional[str]) -> Dict[str, str]:
+    """timm's paper fields, from the bundled genotype's provenance (where the paper is recorded once). A missing or
+    broken genotype file leaves them out instead of breaking the import (its entrypoint then fails clearly)."""
+    try:
+        provenance = Genotype.coerce(genotype).provenance if genotype else {}
+    except GenotypeError:
+        return {}
+    return {k: provenance[p] for k, p in (('paper_name', 'paper'), ('paper_ids', 'paper_id')) if p in provenance}
+
+
+def _cifar_cfg(genotype: Optional[str], **kwargs) -> Dict[str, Any]:
     return dict(
         num_classes=10, input_size=(3, 32, 32), min_input_size=(3, 8, 8),
         pool_size=(8, 8), crop_pct=1.0, interpolation='bilinear', mean=CIFAR10_MEAN, std=CIFAR10_STD,
-        first_conv='stem0.0', classifier='head.fc', license='apache-2.0', **_PAPERS.get(paper, {}), **kwargs)
+        first_conv='stem0.0', classifier='head.fc', license='apache-2.0', **_paper(genotype), **kwargs)
 
 
-def _imagenet_cfg(paper: Optional[str], **kwargs) -> Dict[str, Any]:
+def _imagenet_cfg(genotype: Optional[str], **kwargs) -> Dict[str, Any]:
     return dict(
         num_classes=1000, input_size=(3, 224, 224), min_input_size=(3, 32, 32),
         pool_size=(7, 7), crop_pct=0.875, interpolation='bicubic', mean=IMAGENET_DEFAULT_MEAN,
         std=IMAGENET_DEFAULT_STD, first_conv='stem0.0', classifier='head.fc', license='apache-2.0',
-        **_PAPERS.get(paper, {}), **kwargs)
+        **_paper(genotype), **kwargs)
 
 
-_cfgs = {
-    'darts_v1_cifar10.c10': _cifar_cfg('darts'),
-    'darts_v2_cifar10.c10': _cifar_cfg('darts'),
-    'darts_v2_imagenet.in1k': _imagenet_cfg('darts'),
-    'pc_darts_cifar10.c10': _cifar_cfg('pc_darts'),
-    'pc_darts_imagenet.in1k': _imagenet_cfg('pc_darts'),
-}
+_TAGS = {'cifar': ('c10', _cifar_cfg), 'imagenet': ('in1k', _imagenet_cfg)}
+# one tag per registered cell: c10 (CIFAR-10) or in1k (ImageNet-1k)
+_cfgs = {f'{name}.{_TAGS[family][0]}': _TAGS[family][1](genotype)
+         for name, (genotype, family) in MODEL_GENOTYPES.items() if name not in GENERIC_MODELS}
 # every tag's weights live in their own Hub repo, named after the tag; generic family entrypoints have no
 # weights of their own (their checkpoints are hf-hub: repos whose config.json holds the genotype)
 default_cfgs = generate_default_cfgs({
@@ -146,7 +166,8 @@ def _create_network(variant: str, pretrained: bool = False, genotype: Optional[G
                     **kwargs) -> CellNetwork:
     default_genotype, family = MODEL_GENOTYPES[variant]
     genotype = Genotype.coerce(default_genotype if genotype is None else genotype)
-    model_kwargs = {**FAMILIES[family], **kwargs}
+    # the family's protocol, then the widths the genotype's authors evaluate it at (GDAS: 50 channels), then kwargs
+    model_kwargs = {**FAMILIES[family], **genotype.network_settings(family), **kwargs}
     n_features = 3 if family == 'cifar' else 4
     # features come from forward_intermediates (cells take two inputs, so no sequential/hook rewrite)
     feature_cfg = dict(feature_cls=CellFeatureGetter, out_indices=tuple(range(n_features)))
@@ -201,3 +222,159 @@ def pc_darts_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
 def pc_darts_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
     """PC-DARTS ImageNet cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/1907.05737"""
     return _create_network('pc_darts_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def pdarts_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """P-DARTS cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/1904.12760"""
+    return _create_network('pdarts_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def pdarts_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """P-DARTS cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/1904.12760"""
+    return _create_network('pdarts_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def gdas_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """GDAS cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/1910.04465"""
+    return _create_network('gdas_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def gdas_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """GDAS cell, ImageNet mobile network (14 cells, 50 channels, as GDAS). https://arxiv.org/abs/1910.04465"""
+    return _create_network('gdas_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def snas_mild_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SNAS mild-constraint cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/1812.09926"""
+    return _create_network('snas_mild_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def snas_mild_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SNAS mild-constraint cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/1812.09926"""
+    return _create_network('snas_mild_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def fairdarts_a_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """FairDARTS-a cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/1911.12126"""
+    return _create_network('fairdarts_a_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def fairdarts_a_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """FairDARTS-a cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/1911.12126"""
+    return _create_network('fairdarts_a_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def fairdarts_b_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """FairDARTS-b cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/1911.12126"""
+    return _create_network('fairdarts_b_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def fairdarts_b_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """FairDARTS-b cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/1911.12126"""
+    return _create_network('fairdarts_b_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def drnas_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """DrNAS cell (CIFAR-10 search), CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/2006.10355"""
+    return _create_network('drnas_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def drnas_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """DrNAS cell (ImageNet search), ImageNet mobile network (14 cells, 48 ch). https://arxiv.org/abs/2006.10355"""
+    return _create_network('drnas_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def sdarts_rs_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SDARTS-RS cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/2002.05283"""
+    return _create_network('sdarts_rs_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def sdarts_rs_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SDARTS-RS cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/2002.05283"""
+    return _create_network('sdarts_rs_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def sdarts_adv_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SDARTS-ADV cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/2002.05283"""
+    return _create_network('sdarts_adv_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def sdarts_adv_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SDARTS-ADV cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/2002.05283"""
+    return _create_network('sdarts_adv_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def sgas_cri1_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SGAS criterion-1 best cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/1912.00195"""
+    return _create_network('sgas_cri1_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def sgas_cri1_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SGAS criterion-1 best cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/1912.00195"""
+    return _create_network('sgas_cri1_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def sgas_cri2_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SGAS criterion-2 cell best on CIFAR-10, CIFAR network (20 cells, 36 ch). https://arxiv.org/abs/1912.00195"""
+    return _create_network('sgas_cri2_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def sgas_cri2_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """SGAS criterion-2 cell best on ImageNet, ImageNet mobile network (14 cells, 48 ch). https://arxiv.org/abs/1912.00195"""
+    return _create_network('sgas_cri2_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def darts_minus_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """DARTS- cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/2009.01027"""
+    return _create_network('darts_minus_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def darts_minus_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """DARTS- cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/2009.01027"""
+    return _create_network('darts_minus_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def beta_darts_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """β-DARTS cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/2203.01665"""
+    return _create_network('beta_darts_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def beta_darts_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """β-DARTS cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/2203.01665"""
+    return _create_network('beta_darts_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def cdarts_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """CDARTS cell (CIFAR-10 search), CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/2006.10724"""
+    return _create_network('cdarts_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def cdarts_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """CDARTS cell (ImageNet search), ImageNet mobile network (48 ch, 3x stem). https://arxiv.org/abs/2006.10724"""
+    return _create_network('cdarts_imagenet', pretrained, **kwargs)

@@ -7,7 +7,7 @@ the nodes it feeds (docs/method.md, *Feature sharing*); without it, every connec
 implements the full timm model API.
 """
 import numbers
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -59,15 +59,22 @@ def make_stem(stem_type: str, in_chans: int, C_out: int, device=None, dtype=None
 
 
 class Cell(nn.Module):
-    """One cell of a derived network; ``ops[s]`` holds the operations applied to source state ``s``."""
+    """One cell of a derived network; ``ops[s]`` holds the operations applied to source state ``s``.
+
+    Absent nodes (no connections) are left out when the cell is compiled: sources are the two inputs and the
+    nodes that have connections, in order. ``drop_path='path'`` drops each connection whose op is not an
+    identity (DARTS); ``'node'`` drops each node's sum (FairDARTS). An affine BatchNorm follows each op named in
+    ``bn_after`` where the op has no parameters (SNAS's pools; ISTA-NAS one-stage's pools and identities).
+    """
 
     def __init__(self, spec: CellSpec, C_prev_prev: int, C_prev: int, C: int, reduction: bool,
                  reduction_prev: bool, feature_sharing: bool = False, drop_prob: float = 0.,
-                 device=None, dtype=None):
+                 drop_path: str = 'path', bn_after: Sequence[str] = (), device=None, dtype=None):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         self.reduction = reduction
         self.drop_prob = drop_prob
+        self.drop_node = drop_path == 'node'
         if reduction_prev:
             self.preprocess0 = FactorizedReduce(C_prev_prev, C, **dd)
         else:
@@ -75,27 +82,37 @@ class Cell(nn.Module):
         self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, **dd)
 
         # compile: one op instance per connection, or per (source, op) when features are shared
-        num_sources = spec.num_nodes + 1  # the last node is never an input
+        present = spec.present
+        source_of = {0: 0, 1: 1, **{state: k + 2 for k, state in enumerate(present)}}
+        num_sources = len(present) + 1  # the last node is never an input
         per_source: List[List[str]] = [[] for _ in range(num_sources)]
-        slots: List[List[Tuple[int, int]]] = [[] for _ in spec.nodes]
-        node_drop: List[List[bool]] = [[] for _ in spec.nodes]
-        for j, op_name, src in spec.connections():
-            names = per_source[src]
-            if not (feature_sharing and op_name in names):
-                names.append(op_name)
-            slots[j].append((src, names.index(op_name) if feature_sharing else len(names) - 1))
-            # DARTS drops every path but identities (a strided skip is a FactorizedReduce)
-            node_drop[j].append(op_name != 'skip_connect' or (reduction and src < 2))
+        slots: List[List[Tuple[int, int]]] = [[] for _ in present]
+        for k, state in enumerate(present):
+            for op_name, inp in spec.nodes[state - 2]:
+                src, names = source_of[inp], per_source[source_of[inp]]
+                if not (feature_sharing and op_name in names):
+                    names.append(op_name)
+                slots[k].append((src, names.index(op_name) if feature_sharing else len(names) - 1))
         self.ops = nn.ModuleList([
-            nn.ModuleList([make_op(n, C, 2 if reduction and s < 2 else 1, **dd) for n in names])
+            nn.ModuleList([self._make_op(n, C, 2 if reduction and s < 2 else 1, bn_after, dd)
+                           for n in names])
             for s, names in enumerate(per_source)
         ])
         # ops run source by source, so a connection reads its op's output at this flat position
         offsets = [sum(len(n) for n in per_source[:s]) for s in range(num_sources)]
-        self.node_inputs: List[List[int]] = [[offsets[s] + k for s, k in node] for node in slots]
-        self.node_drop = node_drop
-        self.concat: List[int] = list(spec.concat)
+        self.node_inputs: List[List[int]] = [[offsets[s] + i for s, i in node] for node in slots]
+        # DARTS drops every path but identities (a strided skip is a FactorizedReduce)
+        self.node_drop: List[List[bool]] = [
+            [not self.drop_node and not isinstance(self.ops[s][i], nn.Identity) for s, i in node] for node in slots]
+        self.concat: List[int] = [source_of[c] for c in spec.concat]
         self.multiplier = len(spec.concat)
+
+    @staticmethod
+    def _make_op(name: str, C: int, stride: int, bn_after: Sequence[str], dd: Dict) -> nn.Module:
+        op = make_op(name, C, stride, **dd)
+        if name in bn_after and not any(True for _ in op.parameters()):  # a strided skip has its own BN
+            op = nn.Sequential(op, nn.BatchNorm2d(C, **dd))
+        return op
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -113,6 +130,8 @@ class Cell(nn.Module):
                         h = drop_path(h, self.drop_prob, self.training)
                     node = h if node is None else node + h
                 assert node is not None
+                if self.drop_node and self.drop_prob > 0. and self.training:
+                    node = drop_path(node, self.drop_prob, self.training)
                 states.append(node)
         return torch.cat([states[i] for i in self.concat], dim=1)
 
@@ -158,8 +177,9 @@ class CellNetwork(nn.Module):
     """A DARTS-family evaluation network for any genotype (CIFAR or ImageNet stem), with timm's API.
 
     Cells are stacked with reductions at 1/3 and 2/3 depth, doubling channels at each. The CIFAR stem
-    is a 3x3 conv to ``stem_multiplier * channels``; the ImageNet stem is DARTS's two-part stride-8
-    stem. In training mode with ``auxiliary=True``, ``forward`` returns ``(logits, aux_logits)``.
+    is a 3x3 conv to ``stem_multiplier * channels`` (default 3); the ImageNet stem is DARTS's two-part stride-8
+    stem to ``stem_multiplier * channels`` (default 1, as DARTS; CDARTS uses 3). In training mode with
+    ``auxiliary=True``, ``forward`` returns ``(logits, aux_logits)``.
     ``drop_path_rate`` is DARTS's per-path drop probability; trainers ramp it with :meth:`set_drop_path`.
     """
 
@@ -175,7 +195,7 @@ class CellNetwork(nn.Module):
             drop_rate: float = 0.,
             drop_path_rate: float = 0.,
             global_pool: str = 'avg',
-            stem_multiplier: int = 3,
+            stem_multiplier: Optional[int] = None,
             device=None,
             dtype=None,
     ):
@@ -191,6 +211,7 @@ class CellNetwork(nn.Module):
         drop_path_rate = check_drop_rate('drop_path_rate', drop_path_rate)
         self.genotype = Genotype.coerce(genotype)
         self.stem_type = stem_type
+        stem_multiplier = stem_multiplier or (3 if stem_type == 'cifar' else 1)
         self.channels, self.layers, self.stem_multiplier = channels, layers, stem_multiplier
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -205,10 +226,11 @@ class CellNetwork(nn.Module):
             reduction_prev, stem_reduction = False, 1
             self.feature_info: List[Dict] = []
         else:
-            self.stem0, self.stem1 = make_stem('imagenet', in_chans, C, **dd)
-            C_prev_prev = C_prev = C
+            C_stem = stem_multiplier * C
+            self.stem0, self.stem1 = make_stem('imagenet', in_chans, C_stem, **dd)
+            C_prev_prev = C_prev = C_stem
             reduction_prev, stem_reduction = True, 8
-            self.feature_info = [dict(num_chs=C, reduction=4, module='stem0')]
+            self.feature_info = [dict(num_chs=C_stem, reduction=4, module='stem0')]
 
         self.reduction_indices = (layers // 3, 2 * layers // 3)
         self.aux_index = self.reduction_indices[1]
@@ -220,8 +242,8 @@ class CellNetwork(nn.Module):
                 C_curr *= 2
                 reduction_factor *= 2
             spec = self.genotype.reduce if reduction else self.genotype.normal
-            cell = Cell(spec, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                        self.genotype.feature_sharing, drop_path_rate, **dd)
+            cell = Cell(spec, C_prev_prev, C_prev, C_curr, reduction, reduction_prev, self.genotype.feature_sharing,
+                        drop_path_rate, self.genotype.drop_path, self.genotype.bn_after, **dd)
             self.cells.append(cell)
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Render every bundled genotype to docs/cells/NAME.svg, or --check that the committed files are current.
+"""Render every bundled genotype to docs/cells/NAME.svg (or --check that the committed files are current), and
+the README's zoo table (--zoo).
 
 Each SVG carries the SHA-256 of the DOT source it was laid out from (a pure function of the genotype and
 the plotting code). ``--check`` fails when a diagram is missing, extra, or its DOT source changed; where the
@@ -8,6 +9,7 @@ local Graphviz is the version that rendered the committed file, the bytes must m
 
     python scripts/render_docs.py            # write docs/cells/*.svg
     python scripts/render_docs.py --check    # exit 1 if any diagram is stale
+    python scripts/render_docs.py --zoo      # rewrite the README zoo table (between <!-- zoo table --> marks)
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import hashlib
 import re
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from entrannas_timm import list_genotypes
 from entrannas_timm.files import write_atomic
@@ -76,11 +78,64 @@ def write(out_dir: Path = DEFAULT_OUT) -> List[Path]:
     return written
 
 
+README = Path(__file__).resolve().parents[1] / 'README.md'
+ZOO_MARK = '<!-- zoo table -->'
+
+
+def _m(value: Optional[float], fmt: str = 'g', unit: str = '') -> str:
+    return '–' if value is None else f'{value:{fmt}}{unit}'
+
+
+def zoo_table() -> str:
+    """The README's zoo table: one row per bundled cell, what its paper reports next to our counts."""
+    from entrannas_timm.cli import zoo_rows
+
+    lines = ['| cell | paper | C10 error / params (reported) | C10 params (ours = authors\' code; with aux head) '
+             '| IN top-1 error / params / MACs (reported) | IN params (ours = authors\' code; with aux head) '
+             '| IN MACs (ours) | license | diagram |',
+             '|---|---|---|---|---|---|---|---|---|']
+    rows = zoo_rows()
+    for r in rows:
+        rep, ours = r['reported'], r['ours']
+        c10, imagenet = ours['cifar'], ours['imagenet']
+        width = '' if imagenet['channels'] == 48 else f' ({imagenet["channels"]} ch)'
+        paper = f'{r["method"]}, [{r["paper_id"]}](https://arxiv.org/abs/{r["paper_id"].split(":")[1]})'
+        lines.append(
+            f'| `{r["genotype"]}` | {paper} '
+            f'| {_m(rep.get("cifar10_test_error"), ".2f")} / {_m(rep.get("cifar10_params_m"), unit="M")} '
+            f'| {c10["params"]:,}; {c10["params_with_aux"] / 1e6:.2f}M '
+            f'| {_m(rep.get("imagenet_top1_error"), ".1f")} / {_m(rep.get("imagenet_params_m"), unit="M")} / '
+            f'{_m(rep.get("imagenet_macs_m"), unit="M")} '
+            f'| {imagenet["params"]:,}{width}; {imagenet["params_with_aux"] / 1e6:.2f}M '
+            f'| {imagenet["macs"] / 1e6:.0f}M | {r["license"].split(" (")[0]} '
+            f'| [svg](docs/cells/{r["genotype"]}.svg) |')
+    sources: Dict[str, List[str]] = {}
+    for r in rows:
+        sources.setdefault(f'[{r["repository"].split("github.com/")[1]}]({r["repository"]}) | `{r["commit"][:12]}` '
+                           f'| {r["license"]}', []).append(f'`{r["genotype"]}`')
+    lines += ['', '| repository | commit | license | cells |', '|---|---|---|---|']
+    lines += [f'| {source} | {", ".join(cells)} |' for source, cells in sources.items()]
+    return '\n'.join(lines) + '\n'
+
+
+def write_zoo_table(readme: Path = README) -> Path:
+    text = readme.read_text(encoding='utf-8')
+    head, sep, rest = text.partition(ZOO_MARK)
+    _, sep2, tail = rest.partition(ZOO_MARK)
+    if not (sep and sep2):
+        raise SystemExit(f'{readme}: expected two {ZOO_MARK} marks around the zoo table')
+    return write_atomic(readme, head + ZOO_MARK + '\n' + zoo_table() + ZOO_MARK + tail)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--check', action='store_true', help='verify the committed diagrams; write nothing')
     parser.add_argument('--out', type=Path, default=DEFAULT_OUT, help=f'output folder (default {DEFAULT_OUT})')
+    parser.add_argument('--zoo', action='store_true', help='rewrite the README zoo table instead')
     args = parser.parse_args(argv)
+    if args.zoo:
+        print(write_zoo_table())
+        return 0
     try:
         if args.check:
             problems = check(args.out)

@@ -55,7 +55,7 @@ def _write_hub_cache(cache: Path, repo_id: str, filename: str = 'model.safetenso
 def test_models_json_matches_timm_and_reads_the_cache(tmp_path):
     cache = tmp_path / 'hub'
     _write_hub_cache(cache, 'entrannas/darts_v2_cifar10.c10')
-    proc = run_cli('models', '--json', '*_cifar10', env={'HF_HUB_CACHE': str(cache)})
+    proc = run_cli('models', '--json', 'darts_v*_cifar10', 'pc_darts_cifar10', env={'HF_HUB_CACHE': str(cache)})
     assert proc.returncode == 0, proc.stderr
     rows = {r['model']: r for r in json.loads(proc.stdout)}
     assert set(rows) == {'darts_v1_cifar10', 'darts_v2_cifar10', 'pc_darts_cifar10'}

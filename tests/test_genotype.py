@@ -273,16 +273,35 @@ CASES = [
     (_set(('reduce', 'nodes', 1, 1, 1), 7), 'reduce.nodes[1][1]', 'out of range'),
     (_set(('reduce', 'nodes', 1, 1, 1), 3), 'reduce.nodes[1][1]', 'out of range'),  # itself
     (_set(('reduce', 'nodes', 1, 1, 1), -1), 'reduce.nodes[1][1]', 'out of range'),
-    (_set(('normal', 'nodes', 2), []), 'normal.nodes[2]', 'empty node'),
+    (_set(('normal', 'nodes', 2), []), 'normal.concat', 'concat names node 4, which is empty'),
+    (_set(('normal', 'nodes', 0), []), 'normal.nodes[3][1]', 'input 2 is node 0, which is empty'),
+    (_set(('normal', 'nodes'), [[], []]), 'normal.nodes', 'every node is empty'),
     (_set(('normal', 'nodes'), []), 'normal.nodes', 'non-empty list'),
-    (_set(('normal', 'nodes', 0, 0, 0), 'none'), 'normal.nodes[0][0]', "'none'"),
+    (_set(('normal', 'nodes'), [[['skip_connect', 0]]] * 17), 'normal.nodes', 'at most 16'),
+    (_set(('normal', 'nodes', 0), [['skip_connect', 0]] * 65), 'normal.nodes[0]', 'at most 64'),
+    (_set(('network',), {'mobile': {}}), 'network', 'unknown family'),
+    (_set(('network',), {'imagenet': {'width': 2}}), 'network.imagenet', 'unknown setting'),
+    (_set(('network',), {'imagenet': {'channels': 10 ** 9}}), 'network.imagenet.channels', '2..1024'),
+    (_set(('network',), {'imagenet': {'channels': True}}), 'network.imagenet.channels', '2..1024'),
+    (_set(('network',), [1]), 'network', 'object'),
+    (_set(('drop_path',), 'cell'), 'drop_path', "one of ['path', 'node']"),
+    (_set(('bn_after',), 'max_pool_3x3'), 'bn_after', 'list of op names'),
+    (_set(('bn_after',), ['conv_3x3']), 'bn_after', "ops of the 'standard' space"),
+    (_set(('bn_after',), ['none']), 'bn_after', 'not none'),
+    (_set(('bn_after',), ['max_pool_3x3', 'max_pool_3x3']), 'bn_after', 'distinct'),
+    (_set(('name',), ''), 'name', '1 to 128 characters'),
+    (_set(('name',), 'x' * 129), 'name', '1 to 128 characters'),
+    (_set(('name',), 'a\nb'), 'name', 'printable'),
+    (_set(('name',), '\ud800'), 'name', 'printable'),
+    (_set(('provenance',), {'note': 'x\udfff'}), 'provenance.note', 'not valid Unicode'),
     (_set(('normal', 'concat'), [2, 3, 4, 6]), 'normal.concat', 'does not exist'),
     (_set(('normal', 'concat'), [1, 2]), 'normal.concat', 'does not exist'),
     (_set(('normal', 'concat'), []), 'normal.concat', 'at least one'),
     (_set(('normal', 'concat'), [2, 2]), 'normal.concat', 'duplicate'),
     (_set(('normal', 'nodes', 0, 1), ['sep_conv_3x3', 0]), 'normal.nodes[0][1]', 'duplicate connection'),
     (_delete('schema_version'), 'schema_version', 'missing'),
-    (_set(('schema_version',), 2), 'schema_version', 'unsupported 2'),
+    (_set(('schema_version',), 3), 'schema_version', 'unsupported 3'),
+    (_set(('schema_version',), 10 ** 30), 'schema_version', 'unsupported'),
     (_set(('schema_version',), '1'), 'schema_version', 'unsupported'),
     (_set(('schema_version',), True), 'schema_version', 'unsupported'),
     (_set(('schema_version',), 1.0), 'schema_version', 'unsupported'),
@@ -448,3 +467,222 @@ def test_spec_example_is_valid():
     example = doc.split('```json\n', 1)[1].split('```', 1)[0]
     g = Genotype.from_dict(json.loads(example), source='docs/genotype-format.md')
     assert [len(n) for n in g.normal.nodes] == [1, 2, 4, 2] and g.feature_sharing
+
+
+# ---- schema versions ---------------------------------------------------------------------------------------
+def test_version_1_files_load_with_the_same_meaning(tmp_path):
+    v2 = load_genotype('darts_v2')
+    v1 = dict(v2.to_dict(), schema_version=1)
+    path = tmp_path / 'old.json'
+    path.write_text(json.dumps(v1))
+    g = Genotype.load(path)
+    assert g == v2 and g.to_dict()['schema_version'] == SCHEMA_VERSION == 2
+
+
+@pytest.mark.parametrize('mutate, message', [
+    (_set(('normal', 'nodes', 0, 0, 0), 'none'), 'need schema_version 2'),
+    (_set(('normal', 'nodes', 2), []), 'need schema_version 2'),
+    (_set(('network',), {'imagenet': {'channels': 50}}), "unknown field(s) ['network'] in schema_version 1"),
+    (_set(('drop_path',), 'node'), "unknown field(s) ['drop_path'] in schema_version 1"),
+])
+def test_version_1_files_are_read_with_version_1_rules(mutate, message):
+    data = dict(_bundled_dict(), schema_version=1)
+    mutate(data)
+    assert message in str(_error(data))
+    data['schema_version'] = 2
+    del data['normal']['concat']  # the nodes that have connections
+    Genotype.from_dict(data)  # what version 1 refused, version 2 reads
+
+
+def test_version_2_semantics_round_trip(tmp_path):
+    data = _bundled_dict()
+    data['normal']['nodes'][1] = []  # absent node; node 3 reads node 0 only
+    data['normal']['nodes'][0][1] = ['none', 1]
+    data.update(network={'imagenet': {'channels': 50, 'stem_multiplier': 3}}, drop_path='node',
+                bn_after=['max_pool_3x3', 'skip_connect'])
+    del data['normal']['concat']
+    g = Genotype.from_dict(data)
+    assert g.normal.concat == (2, 4, 5) and g.normal.present == (2, 4, 5)
+    assert g.network_settings('imagenet') == {'channels': 50, 'stem_multiplier': 3}
+    assert g.network_settings('cifar') == {}
+    back = Genotype.load(g.save(tmp_path / 'g.json'))
+    assert back == g and back.drop_path == 'node' and back.bn_after == ('max_pool_3x3', 'skip_connect')
+    assert 'node 1 = (absent: no inputs)' in str(g) and 'drop_path=node' in str(g)
+    assert not g.is_darts_representable
+    with pytest.raises(GenotypeError, match='drop_path'):
+        load_genotype('darts_v2').replace(drop_path='node').to_darts()
+
+
+# ---- DARTS text as the DARTS family's repositories write it -----------------------------------------------
+GDAS_TEXT = '''GDAS_V1 = Genotype(
+  normal=[
+    (('skip_connect', 0), ('skip_connect', 1)),
+    (('skip_connect', 0), ('sep_conv_5x5', 2)),
+    (('sep_conv_3x3', 3), ('skip_connect', 0)),
+    (('sep_conv_5x5', 4), ('sep_conv_3x3', 3))],
+  normal_concat=[2, 3, 4, 5],
+  reduce=[
+    (('sep_conv_5x5', 0), ('sep_conv_3x3', 1)),
+    (('sep_conv_5x5', 2), ('sep_conv_5x5', 1)),
+    (('dil_conv_5x5', 2), ('sep_conv_3x3', 1)),
+    (('sep_conv_5x5', 0), ('sep_conv_5x5', 1))],
+  reduce_concat=[2, 3, 4, 5],
+  connectN=None, connects=None
+)'''
+# FairDARTS_c of xiaomi-automl/FairDARTS fairdarts/genotypes.py: normal node 3 is fed by nothing, and node 5 reads it
+FAIRDARTS_C = ("FairDARTS_c = Genotype(normal=[('max_pool_3x3', 2, 0), ('sep_conv_5x5', 2, 1), "
+               "('dil_conv_3x3', 4, 0), ('dil_conv_5x5', 4, 2), ('skip_connect', 5, 3), ('sep_conv_3x3', 5, 0)], "
+               "normal_concat=range(2, 6), reduce=[('dil_conv_3x3', 2, 1), ('dil_conv_5x5', 2, 0), "
+               "('dil_conv_3x3', 3, 0), ('sep_conv_3x3', 3, 1), ('sep_conv_5x5', 4, 0), ('sep_conv_5x5', 4, 3), "
+               "('sep_conv_5x5', 5, 0), ('skip_connect', 5, 1)], reduce_concat=range(2, 6))")
+
+
+def test_nodes_of_pairs_and_extra_none_fields():
+    g = Genotype.parse_darts(GDAS_TEXT)
+    assert g.name == 'GDAS_V1' and [len(n) for n in g.normal.nodes] == [2, 2, 2, 2]
+    assert g.normal.nodes[3] == (('sep_conv_5x5', 4), ('sep_conv_3x3', 3))
+    assert g.to_darts() == Genotype.parse_darts(g.to_darts()).to_darts()  # and back to the pair form
+    with pytest.raises(GenotypeError, match="unknown fields \\['connects'\\]"):
+        Genotype.parse_darts(GDAS_TEXT.replace('connects=None', 'connects=[1]'))
+
+
+def test_fairdarts_triples_follow_its_evaluation_cell():
+    g = Genotype.parse_darts(FAIRDARTS_C)
+    # node 3 (index 1) is absent; the skip from it, which FairDARTS skips, has no parameters and is dropped
+    assert g.normal.nodes == ((('max_pool_3x3', 0), ('sep_conv_5x5', 1)), (),
+                              (('dil_conv_3x3', 0), ('dil_conv_5x5', 2)), (('sep_conv_3x3', 0),))
+    assert g.normal.concat == (2, 4, 5) and g.reduce.concat == (2, 3, 4, 5)  # *_concat ignored
+    assert g.drop_path == 'node'
+    # an edge with parameters from a node nothing feeds: FairDARTS builds it, unused; refused here
+    with pytest.raises(GenotypeError, match="reads node 3, which nothing feeds"):
+        Genotype.parse_darts(FAIRDARTS_C.replace("('skip_connect', 5, 3)", "('sep_conv_3x3', 5, 3)"))
+    with pytest.raises(GenotypeError, match='order'):
+        Genotype.parse_darts(FAIRDARTS_C.replace("('max_pool_3x3', 2, 0), ('sep_conv_5x5', 2, 1), ",
+                                                 "").replace("('sep_conv_3x3', 5, 0)]",
+                                                             "('sep_conv_3x3', 5, 0), ('max_pool_3x3', 2, 0)]"))
+    with pytest.raises(GenotypeError, match=r'0 <= from < to'):
+        Genotype.parse_darts(FAIRDARTS_C.replace("('sep_conv_3x3', 5, 0)", "('sep_conv_3x3', 5, 5)"))
+
+
+def test_aliases_pick_their_genotype():
+    text = ISSUE_TEXTS['darts_v1'] + '\n' + ISSUE_TEXTS['darts_v2'] + '\nBEST = DARTS_V2\nDARTS = BEST\n'
+    assert Genotype.parse_darts(text, name='darts').normal == load_genotype('darts_v2').normal
+    assert Genotype.parse_darts(ISSUE_TEXTS['darts_v1'] + '\nX = DARTS_V1\n').name == 'DARTS_V1'
+
+
+# ---- untrusted input: every case is one clear error ---------------------------------------------------------
+_DARTS_CELLS = "normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)]"
+
+
+@pytest.mark.parametrize('text, message', [
+    ('{"schema_version": 2, "name": ' + '9' * 5000 + '}', 'malformed JSON: Exceeds the limit (4300 digits)'),
+    ('{"schema_version": 2, "name": "\\ud800", "normal": {"nodes": [[["skip_connect", 0]]]}, '
+     '"reduce": {"nodes": [[["skip_connect", 0]]]}}', 'name: expected printable text'),
+    (f'Genotype({_DARTS_CELLS}, normal_concat=range(2, {10 ** 23}), reduce_concat=[2])', 'names nodes beyond any cell'),
+    (f'Genotype({_DARTS_CELLS}, normal_concat=range(2, 10**23), reduce_concat=[2])', 'range(start, stop[, step])'),
+    (f'Genotype({_DARTS_CELLS}, normal_concat=range(2, 6, 0), reduce_concat=[2])', 'step must not be zero'),
+    (f'Genotype({_DARTS_CELLS}, normal_concat=[{"9" * 5000}], reduce_concat=[2])', 'not valid DARTS genotype text'),
+    ('Genotype(normal=' + '[' * 5000 + ']' * 5000 + ')', 'not valid DARTS genotype text'),
+    ('{"schema_version": 2, "normal": ' + '[' * 100000 + ']' * 100000 + '}', 'nested too deeply'),
+])
+def test_hostile_files_give_one_clear_error(tmp_path, text, message):
+    path = tmp_path / ('g.json' if text.startswith('{') else 'g.py')
+    path.write_text(text)
+    with pytest.raises(GenotypeError) as info:
+        load_genotype(str(path))
+    assert message in str(info.value) and str(info.value).startswith(str(path))
+    str(info.value).encode('utf-8')  # printable
+
+
+def test_size_limits_of_files_and_chained_nodes(tmp_path):
+    big = tmp_path / 'big.json'
+    big.write_text(json.dumps(dict(_bundled_dict(), provenance={'pad': 'x' * (1 << 20)})))
+    with pytest.raises(GenotypeError, match='larger than 1,048,576 bytes'):
+        load_genotype(str(big))
+    # 5,000 chained nodes (issue: a 120 KB file asked for 1.4 billion parameters)
+    chain = _bundled_dict()
+    chain['normal'] = {'nodes': [[['sep_conv_5x5', j + 1]] for j in range(5000)], 'concat': [5001]}
+    with pytest.raises(GenotypeError, match='5,000 nodes; a genotype may have at most 16'):
+        Genotype.from_dict(chain, source='hub config.json')
+
+
+# ---- the entrannas command on hostile input and failing disks ------------------------------------------------
+def _cli(capsys, *args: str) -> tuple:
+    from entrannas_timm.cli import main
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _read_only_dir(tmp_path: Path) -> Path:
+    """A folder this process cannot write to: a chmod 0o555 folder, or (as root, which ignores modes) /sys."""
+    folder = tmp_path / 'ro'
+    folder.mkdir()
+    folder.chmod(0o555)
+    for candidate in (folder, Path('/sys')):
+        try:
+            (candidate / '.probe').write_text('')
+        except OSError:
+            return candidate
+        (candidate / '.probe').unlink()
+    pytest.skip('no folder here refuses writes')
+
+
+def test_cli_surrogate_name_is_one_line(capsys, tmp_path):
+    path = tmp_path / 'g.json'
+    path.write_text(json.dumps(dict(_bundled_dict(), name='\ud800')))
+    code, out, err = _cli(capsys, 'genotype', str(path))
+    assert code == 2 and out == '' and err.count('\n') == 1 and 'name: expected printable text' in err
+
+
+@pytest.mark.parametrize('where', ['folder', 'read-only folder'])
+def test_cli_unwritable_output_is_one_line_and_keeps_files(capsys, tmp_path, where):
+    target = tmp_path / 'out.json' if where == 'folder' else _read_only_dir(tmp_path) / 'out.json'
+    if where == 'folder':
+        target.mkdir()
+    code, out, err = _cli(capsys, 'genotype', 'darts_v2', '--to-json', str(target))
+    assert code == 1 and err.count('\n') == 1 and err.startswith(f'entrannas genotype: error: cannot write {target}')
+    assert where != 'folder' or (target.is_dir() and not any(target.iterdir()))
+
+
+def test_cli_full_disk_is_one_line_and_keeps_the_old_file(capsys, tmp_path):
+    """A write that runs out of room (here: the process's file-size limit, EFBIG, as on a full disk) keeps the old
+    file and leaves no temp file."""
+    import resource
+    import signal
+    out = tmp_path / 'g.json'
+    load_genotype('darts_v1').save(out)
+    old = out.read_bytes()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512, hard))
+    try:
+        code, _, err = _cli(capsys, 'genotype', 'darts_v2', '--to-json', str(out))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert code == 1 and err == f'entrannas genotype: error: cannot write {out}: File too large\n'
+    assert out.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == ['g.json']
+
+
+# ---- one resolution path -------------------------------------------------------------------------------------
+def test_every_entry_point_resolves_alike(capsys, tmp_path):
+    from entrannas_timm.genotype import resolve_genotype
+    g = load_genotype('pc_darts_cifar')
+    (tmp_path / 'g.json').write_text(g.to_json())
+    (tmp_path / 'genotypes.py').write_text(ISSUE_TEXTS['pc_darts_cifar'] + '\n' + ISSUE_TEXTS['darts_v2'])
+    forms = ['PC_DARTS_CIFAR', str(tmp_path / 'g.json'), ISSUE_TEXTS['pc_darts_cifar']]
+    for form in forms:
+        got = {resolve_genotype(form), Genotype.coerce(form), load_genotype(form)}
+        code, out, _ = _cli(capsys, 'genotype', form, '--json')
+        got.add(Genotype.from_dict(json.loads(out)))
+        assert code == 0 and {(x.normal, x.reduce) for x in got} == {(g.normal, g.reduce)}, form
+    py = str(tmp_path / 'genotypes.py')
+    assert resolve_genotype(py, name='pc_darts_cifar').name == 'pc_darts_cifar'
+    code, out, _ = _cli(capsys, 'genotype', py, '--name', 'PC_DARTS_cifar', '--json')
+    assert json.loads(out)['name'] == 'PC_DARTS_cifar'
+    assert resolve_genotype(g.to_dict(), name='mine').name == 'mine'
+    with pytest.raises(GenotypeError, match='not found'):
+        resolve_genotype(str(tmp_path / 'nope.json'))
+    with pytest.raises(GenotypeError, match='no bundled genotype named'):
+        resolve_genotype('x' * 100000)  # a name too long for the file system is still just an unknown name

@@ -12,6 +12,7 @@ import torch.nn as nn
 
 import entrannas_timm
 from entrannas_timm import Genotype, load_genotype
+from entrannas_timm.models import GENERIC_MODELS
 from entrannas_timm.network import CellNetwork
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,7 +273,10 @@ def _same_arch(a: Genotype, b: Genotype) -> bool:
     return (a.normal, a.reduce, a.space, a.feature_sharing) == (b.normal, b.reduce, b.space, b.feature_sharing)
 
 
-@pytest.mark.parametrize('model_name', sorted(entrannas_timm.MODEL_GENOTYPES))
+# the original zoo's entrypoints, and one whose genotype carries its own network settings (GDAS: 50 channels): the
+# other entrypoints share _create_network with them
+@pytest.mark.parametrize('model_name', ['cellnet_cifar', 'cellnet_imagenet', 'darts_v1_cifar10', 'darts_v2_cifar10',
+                                        'darts_v2_imagenet', 'pc_darts_cifar10', 'pc_darts_imagenet', 'gdas_imagenet'])
 def test_genotype_argument_forms(model_name, tmp_path):
     default_name = entrannas_timm.MODEL_GENOTYPES[model_name][0]
     # another bundled genotype than the entrypoint's own, so the argument visibly takes effect
@@ -289,6 +293,15 @@ def test_genotype_argument_forms(model_name, tmp_path):
             assert _same_arch(model.genotype, expected), form
 
 
+def test_genotype_network_settings_apply_and_keywords_win():
+    with torch.device('meta'):
+        assert timm.create_model('gdas_imagenet').channels == 50  # GDAS's ImageNet width
+        assert timm.create_model('gdas_cifar10').channels == 36
+        assert timm.create_model('gdas_imagenet', channels=48).channels == 48
+        assert timm.create_model('cellnet_imagenet', genotype='cdarts_imagenet').stem_multiplier == 3
+        assert timm.create_model('darts_v2_imagenet', genotype='gdas_v1').channels == 50
+
+
 def test_bad_genotype_argument_is_a_clear_error():
     with pytest.raises(entrannas_timm.GenotypeError, match='no bundled genotype named'):
         timm.create_model('darts_v2_cifar10', genotype='not_a_genotype')
@@ -302,8 +315,108 @@ def test_unknown_kwarg_raises_type_error():
 
 
 def test_models_are_registered_on_import():
-    registered = set(timm.list_models(module='models'))  # timm names the registering module by its last part
-    assert set(entrannas_timm.MODEL_GENOTYPES) <= registered
+    ours = [m for m in timm.list_models() if timm.models.model_entrypoint(m).__module__ == 'entrannas_timm.models']
+    assert sorted(ours) == sorted(entrannas_timm.MODEL_GENOTYPES)
     assert timm.list_models('cellnet_*') == ['cellnet_cifar', 'cellnet_imagenet']
-    assert timm.list_models('darts*') == ['darts_v1_cifar10', 'darts_v2_cifar10', 'darts_v2_imagenet']
+    assert timm.list_models('darts*') == ['darts_minus_cifar10', 'darts_minus_imagenet', 'darts_v1_cifar10',
+                                          'darts_v2_cifar10', 'darts_v2_imagenet']
     assert timm.list_models('pc_darts*', include_tags=True) == ['pc_darts_cifar10.c10', 'pc_darts_imagenet.in1k']
+    assert timm.list_models('gdas*', include_tags=True) == ['gdas_cifar10.c10', 'gdas_imagenet.in1k']
+
+
+# ---- the DARTS-family zoo: every bundled cell, checked against its authors' own networks -----------------------
+ZOO = [name for name in entrannas_timm.list_genotypes()
+       if 'reference_params' in load_genotype(name).provenance]
+
+
+def test_every_bundled_cell_has_a_reference():
+    assert len(ZOO) == len(entrannas_timm.list_genotypes()) >= 40
+
+
+@pytest.mark.parametrize('family', ['cifar', 'imagenet'])
+@pytest.mark.parametrize('name', ZOO)
+def test_param_count_matches_the_authors_network(name, family):
+    """Our family network has exactly the parameters of the authors' evaluation network for the same cell
+    (counted once with their code by scripts/import_zoo.py, auxiliary head excluded)."""
+    reference = load_genotype(name).provenance['reference_params'][family]
+    with torch.device('meta'):
+        model = timm.create_model(f'cellnet_{family}', genotype=name)
+    assert n_params(model) == reference['params'], reference['network']
+
+
+def test_registered_cells_carry_their_paper():
+    for name, (genotype, _) in entrannas_timm.MODEL_GENOTYPES.items():
+        if name in GENERIC_MODELS:
+            continue
+        cfg = timm.models.get_pretrained_cfg(name)
+        provenance = load_genotype(genotype).provenance
+        assert (cfg.paper_name, cfg.paper_ids) == (provenance['paper'], provenance['paper_id']), name
+
+
+def test_unpublished_weights_fail_fast_for_every_tag():
+    for name in entrannas_timm.MODEL_GENOTYPES:
+        if name in GENERIC_MODELS:
+            continue
+        with pytest.raises(entrannas_timm.WeightsNotPublishedError, match='no pretrained weights'):
+            timm.create_model(name, pretrained=True)
+
+
+def test_readme_zoo_table_lists_every_cell_with_its_counts():
+    readme = (ROOT / 'README.md').read_text()
+    table = readme.split('<!-- zoo table -->', 2)[1]
+    for name in ZOO:
+        ref = load_genotype(name).provenance['reference_params']
+        row = next((line for line in table.splitlines() if line.startswith(f'| `{name}`')), None)
+        assert row is not None, f'{name} is missing from the README zoo table (python scripts/render_docs.py --zoo)'
+        assert f'{ref["cifar"]["params"]:,}' in row and f'{ref["imagenet"]["params"]:,}' in row, name
+        assert f'docs/cells/{name}.svg' in row
+
+
+# ---- cell semantics beyond DARTS: absent nodes, none edges, node drop path, BN after parameter-free ops ---------
+def test_absent_nodes_are_not_built_and_not_concatenated():
+    g = load_genotype('fairdarts_a')  # normal node 1 is absent, concat [2, 4, 5]
+    model = timm.create_model('cellnet_cifar', genotype=g, **TINY).eval()
+    cell = model.cells[0]
+    assert len(cell.ops) == 4 and cell.concat == [2, 3, 4] and cell.multiplier == 3
+    x = torch.randn(1, 3, 16, 16)
+    assert model(x).shape == (1, 10)
+
+
+def test_node_drop_path_drops_whole_nodes():
+    g = load_genotype('fairdarts_b')
+    assert g.drop_path == 'node'
+    model = timm.create_model('cellnet_cifar', genotype=g, drop_path_rate=0.5, **TINY).train()
+    cell = model.cells[0]
+    assert cell.drop_node and not any(any(row) for row in cell.node_drop)
+    torch.manual_seed(0)
+    s0 = torch.randn(64, cell.preprocess0[1].in_channels, 4, 4)
+    s1 = torch.randn(64, cell.preprocess1[1].in_channels, 4, 4)
+    out = cell(s0, s1).detach()
+    c = out.shape[1] // cell.multiplier
+    # each node's block of channels is all zero for about half the samples: the whole sum was dropped
+    dropped = [(out[:, k * c:(k + 1) * c].abs().flatten(1).sum(1) == 0).float().mean().item()
+               for k in range(cell.multiplier)]
+    assert all(0.2 < d < 0.8 for d in dropped), dropped
+
+
+def test_none_edges_add_zeros():
+    g = load_genotype('snas_aggressive')  # reduction nodes 2 and 3 have only none inputs
+    model = timm.create_model('cellnet_cifar', genotype=g, **TINY).eval()
+    reduce = model.cells[model.reduction_indices[0]]
+    outs = {}
+    reduce.register_forward_hook(lambda m, i, o: outs.setdefault('y', o))
+    model(torch.randn(1, 3, 16, 16))
+    c = outs['y'].shape[1] // 4
+    assert outs['y'][:, 2 * c:].abs().sum() == 0 and outs['y'][:, :2 * c].abs().sum() > 0
+
+
+def test_bn_after_follows_pools_and_identities():
+    g = load_genotype('ista_nas_one_stage')
+    assert g.bn_after == ('max_pool_3x3', 'avg_pool_3x3', 'skip_connect')
+    plain = timm.create_model('cellnet_cifar', genotype=g.replace(bn_after=()), **TINY)
+    model = timm.create_model('cellnet_cifar', genotype=g, **TINY)
+    wrapped = [op for cell in model.cells for group in cell.ops for op in group if isinstance(op, nn.Sequential)
+               and isinstance(op[-1], nn.BatchNorm2d) and isinstance(op[0], (nn.MaxPool2d, nn.AvgPool2d, nn.Identity))]
+    assert wrapped and n_params(model) == n_params(plain) + sum(2 * op[-1].num_features for op in wrapped)
+    # an identity with a BN is dropped like any other op (ISTA-NAS's cell checks isinstance(op, Identity))
+    assert all(all(row) for cell in model.cells for row in cell.node_drop)

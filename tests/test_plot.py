@@ -185,7 +185,6 @@ HOSTILE_NAMES = [
     'it\'s "quoted" & <b>bold</b>',
     'back\\slash \\N \\G \\l trailing\\',
     '{braces} [brackets]; -> -- <!-- -->',
-    'two\nlines',
     'ünïcödé α β — ✓ 中文',
 ]
 
@@ -200,9 +199,8 @@ def test_hostile_names_render_as_text(name: str) -> None:
     plain = ElementTree.fromstring(plot_genotype(g.replace(name='plain')))
     assert classes == sorted(e.get('class') for e in plain.iter(f'{SVG}g') if e.get('class') in ('node', 'edge'))
     texts = _svg_parts(svg)['texts']
-    lines = name.split('\n')
-    assert all(line in texts for line in lines), (lines, texts[:4])
-    assert any(t.startswith(lines[-1] + ' · x · ') for t in texts), 'provenance is escaped too'
+    assert name in texts, (name, texts[:4])  # names are printable text (the genotype format refuses line breaks)
+    assert any(t.startswith(name + ' · x · ') for t in texts), 'provenance is escaped too'
 
 
 def test_unprintable_characters_in_a_title() -> None:
