@@ -163,7 +163,7 @@ def resolve_config(explicit: Mapping[str, Any]) -> SearchConfig:
     except TypeError as e:
         raise ConfigError(str(e)) from None
     check_ranges(cfg, set(explicit))
-    _check(cfg, set(explicit))
+    _check(cfg)
     _resolve_method(cfg)
     if cfg.stem is None:
         cfg.stem = 'imagenet' if cfg.dataset in ('imagenet', 'imagefolder') else 'cifar'
@@ -198,7 +198,7 @@ def _resolve_method(cfg: SearchConfig) -> None:
             setattr(cfg, name, value)
 
 
-def _check(cfg: SearchConfig, explicit: set) -> None:
+def _check(cfg: SearchConfig) -> None:
     """Reject unknown names and contradictory flags before anything is read or written."""
     if cfg.method not in METHODS:
         raise ConfigError(f'--method: unknown method {cfg.method!r}; expected one of {", ".join(METHODS)}')
