@@ -158,13 +158,16 @@ EPOCH_FIELDS: Dict[str, Callable[[Any, str, str], Any]] = {
     'epoch': _count(1),                  # 1-based, the epoch just finished
     'epochs': _count(1),                 # planned epochs of the run
     'lr': _number(0),                    # weight learning rate of the epoch
+    'arch_lr': _number(0),               # architecture learning rate of the epoch
     'train_loss': _number(0), 'train_acc': _number(0, 1),
     'val_loss': _number(0), 'val_acc': _number(0, 1),
     'arch_updates': _flag,               # whether the architecture was updated in this epoch
     'genotype': _genotype,               # the genotype derived at the end of the epoch
     'arch': check_arch,                  # architecture snapshot
     'params': _count(0), 'macs': _count(0),   # of the evaluation network of that genotype
-    'epoch_time_s': _number(0), 'peak_mem_mb': _number(0),
+    'epoch_time_s': _number(0),          # wall time of the epoch
+    'epoch_cpu_s': _number(0),           # CPU time of the process (all its threads): less sensitive to other jobs
+    'peak_mem_mb': _number(0),
 }
 
 

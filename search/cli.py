@@ -5,7 +5,17 @@ import argparse
 import sys
 from typing import List, Optional, Sequence
 
-from .config import DATASETS, METHODS, PRESETS, SPACES, STEMS, ConfigError, SearchConfig, resolve_config
+from .config import (
+    ARCH_LR_SCHEDULES,
+    DATASETS,
+    METHODS,
+    PRESETS,
+    SPACES,
+    STEMS,
+    ConfigError,
+    SearchConfig,
+    resolve_config,
+)
 from .methods import EnTranNASDST, PCDarts
 
 __all__ = ['build_parser', 'parse_config', 'main']
@@ -95,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                    'over N epochs: lr/N, 2 lr/N, ..., then the cosine schedule (PC-DARTS ImageNet: 5) '
                    f'(default {_D.lr_warmup_epochs})')
     g.add_argument('--arch-lr', type=float, help=f'architecture Adam learning rate (default {_D.arch_lr})')
+    g.add_argument('--arch-lr-schedule', choices=ARCH_LR_SCHEDULES,
+                   help="'constant' (default, the DARTS family) or 'cosine': the architecture lr decays as the "
+                        "weights' cosine, to 0 at the last epoch (docs/method.md, *EnTranNAS-DST*)")
     g.add_argument('--arch-betas', type=float, nargs=2, metavar=('B1', 'B2'),
                    help=f'architecture Adam betas (default {_D.arch_betas[0]} {_D.arch_betas[1]})')
     g.add_argument('--arch-weight-decay', type=float, help=f'architecture Adam weight decay '

@@ -17,12 +17,13 @@ from .methods import METHODS, SettingError, create_method, method_settings, pars
 
 __all__ = [
     'METHODS', 'DATASETS', 'PRESETS', 'SearchConfig', 'ConfigError', 'resolve_config', 'RESUME_MUTABLE',
-    'parse_engine_cells', 'check_ranges', 'MIN_IMAGE_SIZE',
+    'parse_engine_cells', 'check_ranges', 'MIN_IMAGE_SIZE', 'ARCH_LR_SCHEDULES',
 ]
 
 DATASETS: Tuple[str, ...] = ('cifar10', 'cifar100', 'mnist', 'fashion-mnist', 'imagenet', 'imagefolder')
 SPACES: Tuple[str, ...] = ('standard', 'extended')
 STEMS: Tuple[str, ...] = ('cifar', 'imagenet')
+ARCH_LR_SCHEDULES: Tuple[str, ...] = ('constant', 'cosine')
 
 
 class ConfigError(ValueError):
@@ -100,6 +101,7 @@ class SearchConfig:
     arch_betas: Tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = 1e-3
     arch_grad_clip: float = 0.0               # architecture gradient norm clip, 0 = off (PC-DARTS ImageNet: 5)
+    arch_lr_schedule: str = 'constant'        # 'constant' (the DARTS family) or 'cosine' (as the weights' lr, to 0)
     arch_warmup_epochs: int = 0
     # evaluation-protocol network used for params/MACs in metrics (None -> family default)
     eval_channels: Optional[int] = None
@@ -208,6 +210,9 @@ def _check(cfg: SearchConfig) -> None:
         raise ConfigError(f'--dataset: unknown dataset {cfg.dataset!r}; expected one of {", ".join(DATASETS)}')
     if cfg.stem is not None and cfg.stem not in STEMS:
         raise ConfigError(f'--stem: expected one of {", ".join(STEMS)}, got {cfg.stem!r}')
+    if cfg.arch_lr_schedule not in ARCH_LR_SCHEDULES:
+        raise ConfigError(f'--arch-lr-schedule: expected one of {", ".join(ARCH_LR_SCHEDULES)}, '
+                          f'got {cfg.arch_lr_schedule!r}')
     if cfg.in_chans is not None and not cfg.synthetic:
         raise ConfigError('--in-chans applies only to --synthetic data (real data sets its own channels)')
     if cfg.num_classes is not None and not cfg.synthetic:

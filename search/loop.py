@@ -55,7 +55,7 @@ from entrannas_timm.records import (
 from .config import RESUME_MUTABLE, ConfigError, SearchConfig
 from .data import SearchData, build_search_data
 from .distributed import DistInfo, all_equal, broadcast_tensors, init_distributed, shutdown_distributed
-from .searcher import NonFiniteLossError, Searcher, SearchError, build_model, lr_warmup
+from .searcher import NonFiniteLossError, Searcher, SearchError, arch_lr_at, build_model, lr_warmup
 from .supernet import SearchNetwork
 
 __all__ = ['SearchError', 'ResumeError', 'NonFiniteLossError', 'SearchInterrupted', 'Searcher', 'SearchResult',
@@ -425,12 +425,13 @@ def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: 
 
 def _epoch(r: _Run, epoch: int) -> None:
     """One epoch: train, record, checkpoint, print. Nothing non-finite is ever recorded or saved."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     _seed_everything(r.cfg.seed * 100003 + epoch)
     r.scheduler.step(epoch)
+    r.searcher.set_arch_lr(arch_lr_at(r.cfg, epoch))
     lr = r.searcher.weight_optimizer.param_groups[0]['lr']
     train = _train_epoch(r, epoch, lr)
-    rec = _record(r, epoch, lr, train, t0)
+    rec = _record(r, epoch, lr, train, t0, cpu0)
     _checkpoint(r, epoch, rec)
     eta = r.elapsed / (epoch + 1 - r.start_epoch) * (r.cfg.epochs - epoch - 1)
     r.printer.text(_summary(rec, eta))
@@ -482,7 +483,7 @@ def _train_epoch(r: _Run, epoch: int, lr: float) -> torch.Tensor:
     return stats
 
 
-def _record(r: _Run, epoch: int, lr: float, train: torch.Tensor, t0: float) -> Dict[str, Any]:
+def _record(r: _Run, epoch: int, lr: float, train: torch.Tensor, t0: float, cpu0: float) -> Dict[str, Any]:
     """Validate, derive the genotype and its cost, and append the epoch's record (checked, strict JSON)."""
     val = torch.stack(r.searcher.evaluate(r.val_loader, r.to_device))
     if r.info.enabled:
@@ -494,13 +495,13 @@ def _record(r: _Run, epoch: int, lr: float, train: torch.Tensor, t0: float) -> D
     epoch_time = time.perf_counter() - t0
     r.elapsed += epoch_time
     rec = {
-        'epoch': epoch + 1, 'epochs': r.cfg.epochs, 'lr': lr,
+        'epoch': epoch + 1, 'epochs': r.cfg.epochs, 'lr': lr, 'arch_lr': arch_lr_at(r.cfg, epoch),
         'train_loss': float(train[0] / train[2]), 'train_acc': float(train[1] / train[2]),
         'val_loss': float(val[0] / val[2]), 'val_acc': float(val[1] / val[2]),
         'arch_updates': r.arch_on(epoch),
         'genotype': genotype.to_dict(), 'arch': r.model.arch_snapshot(),
         'params': mc['params'], 'macs': mc['macs'],
-        'epoch_time_s': epoch_time, 'peak_mem_mb': _peak_mem_mb(r.device),
+        'epoch_time_s': epoch_time, 'epoch_cpu_s': time.process_time() - cpu0, 'peak_mem_mb': _peak_mem_mb(r.device),
     }
     r.lines.append(epoch_line(rec))
     r.records.append(rec)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
@@ -48,6 +49,15 @@ def lr_warmup(cfg: SearchConfig) -> Dict[str, Any]:
     (PC-DARTS's ImageNet warm-up), epoch ``N - 1`` at the cosine schedule's value (docs/method.md, *Protocols*)."""
     n = cfg.lr_warmup_epochs
     return dict(warmup_epochs=n - 1, warmup_lr=cfg.lr / n) if n > 1 else {}
+
+
+def arch_lr_at(cfg: SearchConfig, epoch: int) -> float:
+    """The architecture learning rate of ``epoch`` (0-based): ``cfg.arch_lr`` throughout (the DARTS family), or with
+    ``arch_lr_schedule='cosine'`` decayed as the weights' cosine, ``arch_lr * (1 + cos(pi * epoch / epochs)) / 2``,
+    so that late architecture steps are small and the derived cell settles (docs/method.md, *EnTranNAS-DST*)."""
+    if cfg.arch_lr_schedule == 'cosine':
+        return cfg.arch_lr * (1. + math.cos(math.pi * epoch / cfg.epochs)) / 2.
+    return cfg.arch_lr
 
 
 class Searcher:
@@ -148,6 +158,11 @@ class Searcher:
         finally:
             self.model.train()
         return loss_sum, correct, n
+
+    def set_arch_lr(self, lr: float) -> None:
+        """Every architecture parameter group (alphas and DST's thresholds alike) steps with ``lr`` from now on."""
+        for group in self.arch_optimizer.param_groups:
+            group['lr'] = lr
 
     # ---- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:

@@ -28,7 +28,8 @@ def _record(epoch: int, net: SearchNetwork) -> Dict[str, Any]:
     """An epoch record as the loop builds it, from a real super-net's snapshot and derived genotype."""
     return {'epoch': epoch, 'epochs': 3, 'lr': 0.025, 'train_loss': 2.1, 'train_acc': 0.25, 'val_loss': 2.2,
             'val_acc': 0.2, 'arch_updates': True, 'genotype': net.genotype().to_dict(), 'arch': net.arch_snapshot(),
-            'params': 12345, 'macs': 678901, 'epoch_time_s': 1.5, 'peak_mem_mb': 300.0}
+            'params': 12345, 'macs': 678901, 'epoch_time_s': 1.5, 'epoch_cpu_s': 2.5, 'peak_mem_mb': 300.0,
+            'arch_lr': 6e-4}
 
 
 @pytest.fixture(scope='module')

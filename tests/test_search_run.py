@@ -15,7 +15,7 @@ import torch
 from entrannas_timm import CellNetwork, Genotype
 from entrannas_timm.records import EPOCH_FIELDS, read_metrics
 from search.cli import main, parse_config
-from search.config import ConfigError
+from search.config import ConfigError, resolve_config
 from search.data import DEBIAN_FASHION_MNIST, DataError, build_search_data, read_idx
 from search.loop import ResumeError, Searcher, SearchError, run
 
@@ -65,6 +65,21 @@ def test_method_runs_end_to_end(tmp_path, method, extra):
     assert Genotype.from_dict(rec['genotype']).normal == g.normal
     ckpt = torch.load(out / 'checkpoint.pt', weights_only=True)
     assert ckpt['epoch'] == 1 and json.loads((out / 'config.json').read_text())['method'] == method
+
+
+def test_cosine_architecture_lr_is_what_the_optimizer_steps_with(tmp_path):
+    out = tmp_path / 'run'
+    run(parse_config(['--method', 'entrannas-dst', *FAST, '--epochs', '3', '--arch-lr', '0.01',
+                      '--arch-lr-schedule', 'cosine', '--output', str(out)]))
+    recs = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['arch_lr'] for r in recs] == pytest.approx([0.01, 0.0075, 0.0025])  # (1 + cos(pi e / 3)) / 2
+    assert all(r['epoch_cpu_s'] > 0 for r in recs)
+    groups = torch.load(out / 'checkpoint.pt', weights_only=True)['arch_optimizer']['param_groups']
+    assert len(groups) == 2 and all(g['lr'] == pytest.approx(0.0025) for g in groups)  # alphas and thresholds
+    constant = run(parse_config(['--method', 'entrannas-dst', *FAST, '--epochs', '1', '--output', str(tmp_path / 'c')]))
+    assert constant.records[0]['arch_lr'] == parse_config([]).arch_lr
+    with pytest.raises(ConfigError, match="--arch-lr-schedule: expected one of constant, cosine, got 'step'"):
+        resolve_config({'arch_lr_schedule': 'step'})
 
 
 def test_export_genotype_builds_with_timm(tmp_path, monkeypatch):
