@@ -67,11 +67,12 @@ def write_run(run_dir: Path, epochs: int, seed: int = 0) -> None:
                 getattr(net, f'threshold_logits_{kind}').fill_(start + (2.0 - start) * progress)
         net.rederive()
         lines.append(epoch_line({
-            'epoch': epoch, 'epochs': epochs, 'lr': 0.0125 * (1 + math.cos(math.pi * epoch / epochs)),
+            'epoch': epoch, 'epochs': epochs, 'lr': 0.0125 * (1 + math.cos(math.pi * epoch / epochs)), 'arch_lr': 6e-4,
             'train_loss': 2.3 / (1 + 0.05 * epoch), 'train_acc': 1 - 0.9 / (1 + 0.05 * epoch),
             'val_loss': 2.3 / (1 + 0.04 * epoch), 'val_acc': 1 - 0.9 / (1 + 0.04 * epoch),
             'arch_updates': True, 'genotype': net.genotype().to_dict(), 'arch': net.arch_snapshot(),
-            'params': 3_000_000, 'macs': 500_000_000, 'epoch_time_s': 60.0, 'peak_mem_mb': 2000.0}))
+            'params': 3_000_000, 'macs': 500_000_000, 'epoch_time_s': 60.0, 'epoch_cpu_s': 110.0,
+            'peak_mem_mb': 2000.0}))
     run_dir.mkdir(parents=True)
     write_config(run_dir / 'config.json', {'method': 'entrannas-dst', 'dataset': 'cifar10', 'space': 'standard',
                                            'epochs': epochs, 'seed': seed})
