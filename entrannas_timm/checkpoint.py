@@ -29,7 +29,8 @@ from .files import write_atomic
 
 __all__ = [
     'CONFIG', 'METRICS', 'CHECKPOINT', 'WEIGHTS', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'inference_state',
-    'non_finite', 'save_weights', 'load_weights', 'load_into', 'save_checkpoint', 'load_checkpoint', 'read_config',
+    'non_finite', 'save_weights', 'load_weights', 'load_into', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
+    'read_config',
     'read_run',
     'run_weights', 'build_run_model', 'is_run_dir',
 ]
@@ -113,6 +114,20 @@ def save_checkpoint(path: Union[str, Path], state: Dict[str, Any]) -> Path:
     return write_atomic(path, lambda f: torch.save(state, f))
 
 
+def read_checkpoint(path: Union[str, Path], fmt: str, version: int, kind: str) -> Dict[str, Any]:
+    """A resume checkpoint of format ``fmt`` and ``version``, read with ``weights_only=True``; any other file is a
+    ``ValueError`` naming ``path`` and, for a foreign format, ``kind`` (what the caller expected to find)."""
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # truncated zip, a pickle of arbitrary objects, ...: none is a usable checkpoint
+        raise ValueError(f'{path} is not a readable checkpoint ({type(e).__name__}: {e})') from None
+    if not isinstance(ckpt, dict) or ckpt.get('format') != fmt:
+        raise ValueError(f'{path} is not {kind} (expected format {fmt!r})')
+    if ckpt.get('version') != version:
+        raise ValueError(f'{path} has checkpoint version {ckpt.get("version")!r}; this code reads {version}')
+    return ckpt
+
+
 def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     """Read a resume checkpoint with ``weights_only=True``; anything else is a :class:`CLIError`."""
     path = Path(path)
@@ -120,15 +135,9 @@ def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
         raise CLIError(f'--resume: no checkpoint at {path} (a run directory written by entrannas train holds '
                        f'{CHECKPOINT})')
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # truncated zip, a pickle of arbitrary objects, ...: none is a usable checkpoint
-        raise CLIError(f'--resume: {path} is not a readable checkpoint ({type(e).__name__}: {e})') from None
-    if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
-        raise CLIError(f'--resume: {path} is not an entrannas train checkpoint (expected format {CHECKPOINT_FORMAT!r})')
-    if ckpt.get('version') != CHECKPOINT_VERSION:
-        raise CLIError(f'--resume: {path} has checkpoint version {ckpt.get("version")!r}; this code reads '
-                       f'{CHECKPOINT_VERSION}')
-    return ckpt
+        return read_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, 'an entrannas train checkpoint')
+    except ValueError as e:
+        raise CLIError(f'--resume: {e}') from None
 
 
 # ---- reading a run back ----------------------------------------------------------------------------------------

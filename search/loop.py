@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 import entrannas_timm
 from entrannas_timm import CellNetwork, Genotype
+from entrannas_timm.checkpoint import read_checkpoint
 from entrannas_timm.files import write_atomic
 from entrannas_timm.models import FAMILIES
 from entrannas_timm.profile import model_cost
@@ -229,14 +230,9 @@ def _load_checkpoint(path: Path, cfg: SearchConfig) -> Dict[str, Any]:
     if not path.is_file():
         raise ResumeError(f'--resume: checkpoint {path} not found')
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # truncated zip, bad pickle, ...: all mean "not a usable checkpoint"
-        raise ResumeError(f'--resume: {path} is not a readable checkpoint ({type(e).__name__}: {e})') from None
-    if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
-        raise ResumeError(f'--resume: {path} is not a search checkpoint (expected format {CHECKPOINT_FORMAT!r})')
-    if ckpt.get('version') != CHECKPOINT_VERSION:
-        raise ResumeError(f'--resume: {path} has checkpoint version {ckpt.get("version")!r}; this code reads '
-                          f'{CHECKPOINT_VERSION}')
+        ckpt = read_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, 'a search checkpoint')
+    except ValueError as e:
+        raise ResumeError(f'--resume: {e}') from None
     _check_fields(ckpt, path, cfg)
     bad = _non_finite({k: ckpt[k] for k in ('model', 'weight_optimizer', 'arch_optimizer')})
     if bad is not None:
