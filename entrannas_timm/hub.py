@@ -6,6 +6,7 @@ by timm's own :func:`timm.models.save_for_hf` / :func:`~timm.models.push_to_hf_h
 not the entrypoint's bundled one), channels, layers, input channels, classes — so that
 ``timm.create_model('hf-hub:ORG/NAME', pretrained=True)`` gives back the identical network.
 """
+import json
 import os
 import shutil
 import tempfile
@@ -85,7 +86,7 @@ def model_card(model: CellNetwork, name: str, architecture: Optional[str] = None
     """
     architecture = _architecture(model, architecture)
     g = model.genotype
-    provenance = dict(g.provenance)
+    provenance = g.to_dict().get('provenance', {})  # plain dicts and lists
     details: Dict[str, Any] = {
         'Model Type': 'Image classification / feature backbone (DARTS-family cell network)',
         'Architecture': f'`{architecture}` ({model.stem_type} family, {model.layers} cells, '
@@ -94,8 +95,8 @@ def model_card(model: CellNetwork, name: str, architecture: Optional[str] = None
         'Genotype': f'{g.name or "custom"} (space={g.space}, feature_sharing={g.feature_sharing})',
     }
     if provenance:
-        details['Genotype provenance'] = {k: (v if isinstance(v, (str, int, float, bool)) else str(v))
-                                          for k, v in provenance.items()}
+        details['Genotype provenance'] = {k: (v if isinstance(v, (str, int, float, bool)) else
+                                              json.dumps(v, ensure_ascii=False)) for k, v in provenance.items()}
     card = dict(
         description=f'A `{architecture}` network from the entrannas-timm model zoo, built from the '
                     f'genotype below. The full genotype is in `config.json` '

@@ -50,6 +50,11 @@ MODEL_GENOTYPES: Dict[str, tuple] = {
     'darts_v2_imagenet': ('darts_v2', 'imagenet'),
     'pc_darts_cifar10': ('pc_darts_cifar', 'cifar'),
     'pc_darts_imagenet': ('pc_darts_image', 'imagenet'),
+    # EnTranNAS cells of our own CPU-scale Fashion-MNIST searches (records/search/<genotype>/; README, "EnTranNAS
+    # models"): the paper's CIFAR-10 and ImageNet cells are not available
+    **{f'{genotype}_{suffix}': (genotype, family)
+       for genotype in ('entrannas', 'entrannas_ext', 'entrannas_dst', 'entrannas_dst_lam005', 'entrannas_dst_lam02')
+       for suffix, family in (('cifar10', 'cifar'), ('imagenet', 'imagenet'))},
     **{f'{model}_{suffix}': (genotype, family)
        for model, cifar_genotype, imagenet_genotype in [
            ('pdarts', 'pdarts', 'pdarts'),
@@ -123,10 +128,16 @@ def _hub_errors() -> tuple:
     return EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled, OSError
 
 
+_TRAIN_DATA = {'cifar': '--preset cifar --dataset cifar10', 'imagenet': '--preset imagenet --dataset imagenet'}
+
+
 def _unpublished(name: str, reason: str) -> WeightsNotPublishedError:
+    model = name.split('.')[0]
+    family = MODEL_GENOTYPES[model][1] if model in MODEL_GENOTYPES else 'cifar'
     return WeightsNotPublishedError(
         f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
-        'Use pretrained=False, or load your own weights with '
+        f'Train them with `entrannas train {model} {_TRAIN_DATA[family]} --data-dir DATA --output runs/{model}` '
+        '(then `entrannas export` and `entrannas cache`), use pretrained=False, or load your own weights with '
         'pretrained_cfg_overlay=dict(file="path/to/model.safetensors") or timm.create_model("hf-hub:ORG/NAME").')
 
 
@@ -222,6 +233,66 @@ def pc_darts_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
 def pc_darts_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
     """PC-DARTS ImageNet cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/1907.05737"""
     return _create_network('pc_darts_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS cell (CPU Fashion-MNIST search), CIFAR network (20 cells, 36 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS cell (CPU Fashion-MNIST search), ImageNet mobile network (14 cells, 48 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_ext_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS cell, 13-op space (CPU Fashion-MNIST search), CIFAR network (20 cells, 36 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_ext_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_ext_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS cell, 13-op space (CPU Fashion-MNIST search), ImageNet mobile network (14 cells, 48 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_ext_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_dst_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS-DST cell (lam 0.1) (CPU Fashion-MNIST search), CIFAR network (20 cells, 36 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_dst_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_dst_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS-DST cell (lam 0.1) (CPU Fashion-MNIST search), ImageNet mobile network (14 cells, 48 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_dst_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_dst_lam005_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS-DST cell, lam 0.05 (CPU Fashion-MNIST search), CIFAR network (20 cells, 36 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_dst_lam005_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_dst_lam005_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS-DST cell, lam 0.05 (CPU Fashion-MNIST search), ImageNet mobile network (14 cells, 48 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_dst_lam005_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_dst_lam02_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS-DST cell, lam 0.2 (CPU Fashion-MNIST search), CIFAR network (20 cells, 36 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_dst_lam02_cifar10', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_dst_lam02_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS-DST cell, lam 0.2 (CPU Fashion-MNIST search), ImageNet mobile network (14 cells, 48 ch). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_dst_lam02_imagenet', pretrained, **kwargs)
 
 
 @register_model

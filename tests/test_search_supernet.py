@@ -575,3 +575,36 @@ def test_transit_cell_is_the_evaluation_cell_of_its_derived_genotype(method, sha
         torch.testing.assert_close(ref(s0, s1), out, rtol=1e-6, atol=1e-6)
     if method == 'entrannas-dst':  # the derived cells are not top-2 cells
         assert any(len(node) != 2 for node in net.derived['normal'].nodes + net.derived['reduce'].nodes)
+
+
+# ---- EnTranNAS-DST: transit cells follow every architecture step ---------------------------------------------
+def test_every_architecture_step_rederives_what_transit_cells_run():
+    """A strong sparsity weight and a large architecture rate make DST cut connections within a few steps. After
+    every step the transit cells run exactly the cell derived from the current parameters; without the
+    re-derivation in ``Searcher.arch_step`` they would keep running the cell derived before the cuts."""
+    from search.config import resolve_config
+    from search.searcher import Searcher
+
+    cfg = resolve_config(dict(method='entrannas-dst', synthetic=True, image_size=16, channels=8, layers=4,
+                              arch_lr=0.2, lam=2.0, device='cpu', threads=1, quiet=True))
+    net = make('entrannas-dst', **cfg.method_settings())
+    searcher = Searcher(net, cfg, torch.device('cpu'))
+    transit = [c for c, cell in enumerate(net.cells) if not cell.engine]
+    assert transit
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 3, (8,), generator=gen)
+    counts = [sum(len(list(spec.connections())) for spec in net.derived.values())]
+    for _ in range(12):
+        searcher.arch_step(x, y)
+        fresh = net.genotype()
+        assert net.derived == {'normal': fresh.normal, 'reduce': fresh.reduce}
+        calls, handles = count_op_calls(net)
+        with torch.no_grad():
+            net(x)
+        for h in handles:
+            h.remove()
+        for c in transit:
+            kind = 'reduce' if net.cells[c].reduction else 'normal'
+            assert cell_calls(calls, c) == derived_keys(net, net.derived[kind], sharing=True), (c, kind)
+        counts.append(sum(len(list(spec.connections())) for spec in net.derived.values()))
+    assert counts[-1] < counts[0], counts  # connections were actually cut during the run
