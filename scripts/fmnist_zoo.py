@@ -224,8 +224,8 @@ def tables() -> str:
                        f'{r["params"]:,} | {r["macs"] / 1e6:.0f}M | {r["first_cut_epoch"]} / {r["last_cut_epoch"]} |')
     results_file = ROOT / 'records' / 'train' / 'results.json'
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    out += ['', '| cell | search | params | MACs | test top-1 per seed (%) | mean | training wall time |',
-            '|---|---|---|---|---|---|---|']
+    out += ['', '| cell | search | params | MACs | test top-1 per seed (%) | mean | '
+            'training wall time (shared machine) |', '|---|---|---|---|---|---|---|']
     for genotype in TRAININGS:
         runs = [r for r in results.values() if r['genotype'] == genotype]
         if not runs:
