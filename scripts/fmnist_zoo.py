@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from entrannas_timm import Genotype
+from entrannas_timm.files import write_atomic
+from entrannas_timm.records import read_config, read_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+ENTRANNAS = [PY, '-m', 'entrannas_timm']  # the `entrannas` command of this interpreter
 RUNS = ROOT / 'runs' / 'zoo'
 
 # One protocol for every search: real Fashion-MNIST at 16x16, a super-net of 8 cells and 8 channels, the 60,000
@@ -66,8 +70,8 @@ PAPER_ID = 'arXiv:2101.11342'
 
 def search_summary(record: Path) -> dict:
     """What a search record shows: cost, when its derived cell stopped changing, the cells' sparsity."""
-    config = json.loads((record / 'config.json').read_text())
-    epochs = [json.loads(line) for line in (record / 'metrics.jsonl').read_text().splitlines()]
+    config = read_config(record / 'config.json')
+    epochs = [r.data for r in read_metrics(record).records]
     cells = [(e['genotype']['normal'], e['genotype']['reduce']) for e in epochs]
     stable = next(i for i in range(len(cells)) if all(c == cells[-1] for c in cells[i:])) + 1
     arch = epochs[0]['arch']
@@ -116,9 +120,7 @@ def collect(name: str) -> None:
         command=' '.join(['python', '-m', 'search', *SEARCHES[name], *SEARCH_PROTOCOL]),
         image_size=summary['image_size'], arch_steps=summary['arch_steps'],
         stable_from_epoch=summary['stable_from_epoch'], converged=summary['converged'])
-    tmp = ROOT / 'genotypes' / f'.{name}.json.tmp'
-    tmp.write_text(json.dumps(genotype, indent=1) + '\n')
-    os.replace(tmp, ROOT / 'genotypes' / f'{name}.json')
+    Genotype.from_dict(genotype).save(ROOT / 'genotypes' / f'{name}.json')
     print(f'{name}: records/search/{name}/ and genotypes/{name}.json')
 
 
@@ -137,8 +139,7 @@ TRAININGS: dict[str, tuple[int, ...]] = {
 
 
 def entrannas(*args: str) -> None:
-    subprocess.run([PY, '-c', 'import sys; from entrannas_timm.cli import main; sys.exit(main())', *args],
-                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*ENTRANNAS, *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 def trained_name(genotype: str, seed: int) -> str:
@@ -171,9 +172,8 @@ SAMPLE = 1000  # tests/test_zoo_hub.py checks each exported model on the first S
 
 
 def _validate(folder: Path, *extra: str) -> dict:
-    out = subprocess.run([PY, '-c', 'import sys; from entrannas_timm.cli import main; sys.exit(main())', 'validate',
-                          str(folder), '--dataset', 'fashion-mnist', '--threads', '1', '--json', *extra],
-                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([*ENTRANNAS, 'validate', str(folder), '--dataset', 'fashion-mnist', '--threads', '1',
+                          '--json', *extra], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -197,9 +197,7 @@ def export(genotype: str, seed: int) -> None:
         **model_cost(model, model.pretrained_cfg['input_size']), train_wall_s=round(last['epoch_time_s'], 1),
         command=' '.join(train_command(genotype, seed)[:-2]).replace(str(ROOT) + '/', ''))
     results_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = results_file.with_suffix('.tmp')
-    tmp.write_text(json.dumps(dict(sorted(results.items())), indent=1) + '\n')
-    os.replace(tmp, results_file)
+    write_atomic(results_file, json.dumps(dict(sorted(results.items())), indent=1) + '\n')
     print(f'{name}: hub/{name}/, test top-1 {full["top1"]:.2f} %')
 
 
