@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
+from .checkpoint import non_finite
 from .files import write_atomic
 from .genotype import Genotype, GenotypeError
 from .ops import OPS
@@ -187,17 +188,6 @@ class EpochRecord:
         return self.data.get(key, default)
 
 
-def _non_finite_path(obj: Any, path: str = '') -> Optional[str]:
-    if isinstance(obj, float):
-        return None if math.isfinite(obj) else path
-    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
-    for k, v in items:
-        found = _non_finite_path(v, f'{path}[{k}]' if isinstance(k, int) else (f'{path}.{k}' if path else k))
-        if found is not None:
-            return found
-    return None
-
-
 def _loads_strict(text: str, where: str) -> Any:
     """json.loads that names the field holding NaN / Infinity (or a float too large, such as 1e999)."""
     bad = []
@@ -220,8 +210,8 @@ def _loads_strict(text: str, where: str) -> Any:
     except ValueError as e:  # e.g. an integer with thousands of digits
         raise RecordError(f'{where}: malformed JSON: {e}') from None
     if bad:
-        path = _non_finite_path(obj)
-        raise RecordError(f'{where}: field "{path}": {bad[0]} is not a finite number (records are strict JSON)')
+        raise RecordError(f'{where}: field "{non_finite(obj)[0]}": {bad[0]} is not a finite number '
+                          '(records are strict JSON)')
     return obj
 
 
@@ -257,7 +247,7 @@ def epoch_line(record: Mapping[str, Any]) -> str:
     try:
         text = json.dumps(dict(record), allow_nan=False)
     except ValueError:
-        raise RecordError(f'{where}: field "{_non_finite_path(dict(record))}": not a finite number; a record '
+        raise RecordError(f'{where}: field "{non_finite(dict(record))[0]}": not a finite number; a record '
                           'holds finite numbers only') from None
     parse_epoch_line(text, where, complete=True)
     return text
@@ -363,7 +353,7 @@ def write_config(path: Union[str, os.PathLike], settings: Mapping[str, Any]) -> 
     try:
         text = json.dumps(dict(settings), indent=2, allow_nan=False)
     except ValueError:
-        raise RecordError(f'{path}: setting "{_non_finite_path(dict(settings))}" is not a finite number') from None
+        raise RecordError(f'{path}: setting "{non_finite(dict(settings))[0]}" is not a finite number') from None
     return write_atomic(path, text + '\n')
 
 
@@ -406,5 +396,5 @@ def search_provenance(*, method: str, dataset: str, seed: int, epochs: int, sear
     try:
         json.dumps(prov, allow_nan=False)
     except ValueError:
-        raise RecordError(f'provenance: field "{_non_finite_path(prov)}" is not a finite number') from None
+        raise RecordError(f'provenance: field "{non_finite(prov)[0]}" is not a finite number') from None
     return prov

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 import entrannas_timm
 from entrannas_timm import CellNetwork, Genotype
-from entrannas_timm.checkpoint import read_checkpoint
+from entrannas_timm.checkpoint import non_finite, read_checkpoint
 from entrannas_timm.files import write_atomic
 from entrannas_timm.models import FAMILIES
 from entrannas_timm.profile import model_cost
@@ -192,20 +192,6 @@ def _check_output(cfg: SearchConfig, out: Path) -> Optional[Path]:
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------
-def _non_finite(state: Any, name: str = '') -> Optional[str]:
-    """The name of the first floating-point tensor (or number) in ``state`` holding NaN or infinity."""
-    if isinstance(state, torch.Tensor):
-        return name if state.is_floating_point() and not bool(torch.isfinite(state).all()) else None
-    if isinstance(state, float):
-        return None if math.isfinite(state) else name
-    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, (list, tuple)) else ()
-    for k, v in items:
-        found = _non_finite(v, f'{name}.{k}' if name else str(k))
-        if found is not None:
-            return found
-    return None
-
-
 def _check_fields(ckpt: Dict[str, Any], path: Path, cfg: SearchConfig) -> None:
     def bad(name: str, expected: str) -> ResumeError:
         value = ckpt.get(name, '<missing>')
@@ -234,9 +220,9 @@ def _load_checkpoint(path: Path, cfg: SearchConfig) -> Dict[str, Any]:
     except ValueError as e:
         raise ResumeError(f'--resume: {e}') from None
     _check_fields(ckpt, path, cfg)
-    bad = _non_finite({k: ckpt[k] for k in ('model', 'weight_optimizer', 'arch_optimizer')})
-    if bad is not None:
-        raise ResumeError(f'--resume: {path}: {bad} holds NaN or infinite values; it is not a good checkpoint')
+    bad = non_finite({k: ckpt[k] for k in ('model', 'weight_optimizer', 'arch_optimizer')})
+    if bad:
+        raise ResumeError(f'--resume: {path}: {bad[0]} holds NaN or infinite values; it is not a good checkpoint')
     saved, now = ckpt['config'], cfg.to_dict()
     diff = sorted(k for k in now if k not in RESUME_MUTABLE and saved.get(k) != now[k])
     if diff:
@@ -474,7 +460,7 @@ def _train_epoch(r: _Run, epoch: int, lr: float) -> torch.Tensor:
         torch.distributed.all_reduce(stats)
     if nonfinite or not math.isfinite(float(stats[0])):
         raise r.non_finite('training loss', epoch)
-    if _non_finite(searcher.arch_params) is not None:
+    if non_finite(searcher.arch_params):
         raise r.non_finite('architecture parameters', epoch)
     return stats
 
@@ -512,9 +498,9 @@ def _checkpoint(r: _Run, epoch: int, rec: Dict[str, Any]) -> None:
     state = dict(r.searcher.state_dict(), format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION, epoch=epoch + 1,
                  config=r.cfg.to_dict(), scheduler=r.scheduler.state_dict(), metrics=list(r.lines),
                  elapsed_s=r.elapsed)
-    bad = _non_finite({k: state[k] for k in ('model', 'weight_optimizer', 'arch_optimizer')})
-    if not r.all_ranks(bad is None):
-        raise r.non_finite(f'values in {bad}' if bad else 'values on another rank', epoch)
+    bad = non_finite({k: state[k] for k in ('model', 'weight_optimizer', 'arch_optimizer')})
+    if not r.all_ranks(not bad):
+        raise r.non_finite(f'values in {bad[0]}' if bad else 'values on another rank', epoch)
     error = None
     if r.info.is_main:
         try:
