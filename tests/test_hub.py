@@ -26,16 +26,7 @@ from entrannas_timm import WeightsNotPublishedError, hub
 ROOT = Path(__file__).resolve().parents[1]
 TIMM_TESTS = ROOT / '.cache' / 'timm-tests' / f'timm-{timm.__version__}' / 'tests'
 
-CUSTOM_GENOTYPE = dict(
-    schema_version=1, name='dst_test', space='standard', feature_sharing=True,
-    provenance=dict(method='EnTranNAS-DST', dataset='test', note='synthetic genotype for the hub round trip'),
-    normal=dict(nodes=[[['sep_conv_3x3', 1]], [['sep_conv_3x3', 0], ['skip_connect', 1], ['dil_conv_3x3', 2]],
-                       [['sep_conv_3x3', 3], ['max_pool_3x3', 3]], [['avg_pool_3x3', 0], ['sep_conv_5x5', 4]]],
-                concat=[2, 3, 4, 5]),
-    reduce=dict(nodes=[[['max_pool_3x3', 0], ['skip_connect', 1]], [['skip_connect', 2]],
-                       [['sep_conv_3x3', 0], ['avg_pool_3x3', 3], ['dil_conv_3x3', 2]], [['max_pool_3x3', 1]]],
-                concat=[2, 3, 4, 5]),
-)
+CUSTOM_GENOTYPE = json.loads((ROOT / 'tests' / 'fixtures' / 'dst_cell.json').read_text())
 CUSTOM_KW = dict(channels=8, layers=5, in_chans=1, num_classes=4)
 
 
@@ -192,7 +183,7 @@ def test_saved_config_rebuilds_the_architecture(offline):
     c10 = json.loads((offline['work'] / 'staging' / 'darts_v2_cifar10.c10' / 'config.json').read_text())
     assert c10['model_args']['genotype'] == 'darts_v2' and c10['model_args']['channels'] == 36
     card = (offline['work'] / 'staging' / 'custom-dst' / 'README.md').read_text()
-    assert 'dst_test' in card and 'EnTranNAS-DST' in card and 'hf-hub:entrannas/custom-dst' in card
+    assert 'dst_test' in card and 'entrannas-dst' in card and 'hf-hub:entrannas/custom-dst' in card
 
 
 def test_offline_process_saw_the_cache(offline):

@@ -30,15 +30,7 @@ pytestmark = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEB
                                 '(apt-get install dataset-fashion-mnist)')
 SIZE = dict(channels=4, layers=3, in_chans=1)
 TAG_REPO = 'entrannas/darts_v2_cifar10.c10'
-SEARCHED = dict(  # a cell as EnTranNAS-DST derives them: any number of inputs per node, shared features
-    schema_version=1, name='dst_fmnist_test', space='standard', feature_sharing=True,
-    provenance=dict(method='entrannas-dst', dataset='fashion-mnist', source='test'),
-    normal=dict(nodes=[[['sep_conv_3x3', 1]], [['sep_conv_3x3', 0], ['skip_connect', 1], ['dil_conv_3x3', 2]],
-                       [['sep_conv_3x3', 3], ['max_pool_3x3', 3]], [['avg_pool_3x3', 0], ['sep_conv_5x5', 4]]],
-                concat=[2, 3, 4, 5]),
-    reduce=dict(nodes=[[['max_pool_3x3', 0], ['skip_connect', 1]], [['skip_connect', 2]],
-                       [['sep_conv_3x3', 0], ['avg_pool_3x3', 3]], [['max_pool_3x3', 1]]], concat=[2, 3, 4, 5]),
-)
+SEARCHED = json.loads((ROOT / 'tests' / 'fixtures' / 'dst_cell.json').read_text())
 
 
 def _train(out: Path, **over) -> dict:
@@ -111,7 +103,7 @@ def test_offline_cache_loads_the_trained_weights_every_way(hub):
     for way in ('hf_hub_custom', 'hf_hub_zoo', 'tag', 'torch_hub'):
         assert out[way]['state'] and out[way]['logits'], way
     mean = DATASET_STATS['fashion-mnist'][0][0]
-    assert out['hf_hub_custom']['cfg'] == [[1, 28, 28], [mean], 'dst_fmnist_test']
+    assert out['hf_hub_custom']['cfg'] == [[1, 28, 28], [mean], 'dst_test']
     validated = json.loads(lines[-1])  # entrannas validate hf-hub:... gives the run's recorded accuracy
     assert validated['images'] == 64 and validated['top1'] == pytest.approx(hub['best']['custom']['val_top1'])
     # the cache is the real layout: huggingface_hub's own scanner reads it without complaint
