@@ -64,8 +64,13 @@ def run_search(name: str) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-PAPER = 'Towards Improving the Consistency, Efficiency, and Flexibility of Differentiable Neural Architecture Search'
-PAPER_ID = 'arXiv:2101.11342'
+ENTRANNAS_PAPER = ('Towards Improving the Consistency, Efficiency, and Flexibility of Differentiable Neural '
+                   'Architecture Search', 'arXiv:2101.11342')
+PAPERS = {  # the paper of each search method: (title, id)
+    'entrannas': ENTRANNAS_PAPER, 'entrannas-dst': ENTRANNAS_PAPER,
+    'darts': ('DARTS: Differentiable Architecture Search', 'arXiv:1806.09055'),
+    'pc-darts': ('PC-DARTS: Partial Channel Connections for Memory-Efficient Architecture Search', 'arXiv:1907.05737'),
+}
 
 
 def search_summary(record: Path) -> dict:
@@ -112,16 +117,25 @@ def collect(name: str) -> None:
     for f in (record / 'report').iterdir():
         if f.name not in ('report.html', 'cells.svg'):
             shutil.rmtree(f) if f.is_dir() else f.unlink()
+    bundle(name)
+    print(f'{name}: records/search/{name}/ and genotypes/{name}.json')
+
+
+def bundle(name: str) -> None:
+    """genotypes/<name>.json: the record's genotype, named, with what the record shows added to its provenance."""
+    record = ROOT / 'records' / 'search' / name
     genotype = json.loads((record / 'genotype.json').read_text())
     genotype['name'] = name
     summary = search_summary(record)
-    genotype['provenance'].update(
-        paper=PAPER, paper_id=PAPER_ID, record=f'records/search/{name}',
+    prov = genotype['provenance']
+    prov.update(
+        paper=PAPERS[summary['method']][0], paper_id=PAPERS[summary['method']][1], record=f'records/search/{name}',
         command=' '.join(['python', '-m', 'search', *SEARCHES[name], *SEARCH_PROTOCOL]),
         image_size=summary['image_size'], arch_steps=summary['arch_steps'],
         stable_from_epoch=summary['stable_from_epoch'], converged=summary['converged'])
+    # records written before search_cost had it: the same sum of the epochs' process CPU time
+    prov['search_cost'].setdefault('process_cpu_s', round(summary['cpu_h'] * 3600, 2))
     Genotype.from_dict(genotype).save(ROOT / 'genotypes' / f'{name}.json')
-    print(f'{name}: records/search/{name}/ and genotypes/{name}.json')
 
 
 # One training budget for every cell: a CPU-size network (5 cells, 8 channels) at the searches' 16x16, all 60,000
@@ -205,14 +219,16 @@ def tables() -> str:
     """The README's tables (markdown) from the committed records."""
     rows = {n: search_summary(ROOT / 'records' / 'search' / n) for n in SEARCHES
             if (ROOT / 'records' / 'search' / n / 'genotype.json').exists()}
-    out = ['| search | method, space | genotype stable from epoch | CPU h to stable / total | wall h to stable / total '
-           '(shared machine) | super-net val acc |', '|---|---|---|---|---|---|']
+    darts = rows.get('darts_fmnist')
+    out = ['| search | method, space | genotype stable from epoch | CPU h to stable / total | total vs darts | '
+           'wall h to stable / total (shared machine) | super-net val acc |', '|---|---|---|---|---|---|---|']
     for n, r in rows.items():
         lam = f', λ {r["lam"]}' if r['lam'] is not None else ''
         note = '' if r['converged'] else ' (less than the last fifth)'
+        ratio = f'{darts["cpu_h"] / r["cpu_h"]:.1f}× less' if darts and n != 'darts_fmnist' else '–'
         out.append(f'| `{n}` | {r["method"]}, {r["space"]}{lam} | {r["stable_from_epoch"]} of {r["epochs"]}{note} | '
-                   f'{r["cpu_h_to_stable"]:.2f} / {r["cpu_h"]:.2f} | {r["wall_h_to_stable"]:.2f} / {r["wall_h"]:.2f} | '
-                   f'{100 * r["supernet_val_acc"]:.1f} % |')
+                   f'{r["cpu_h_to_stable"]:.2f} / {r["cpu_h"]:.2f} | {ratio} | '
+                   f'{r["wall_h_to_stable"]:.2f} / {r["wall_h"]:.2f} | {100 * r["supernet_val_acc"]:.1f} % |')
     out += ['', '| λ | connections normal / reduce | in-degree per node, normal; reduce | params | MACs | '
             'first / last cut (epoch) |', '|---|---|---|---|---|---|']
     for r in rows.values():

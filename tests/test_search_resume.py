@@ -69,6 +69,9 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
     assert [r['epoch'] for r in mb] == [1, 2, 3]
     assert [r['train_loss'] for r in ma] == [r['train_loss'] for r in mb]
     assert [r['arch'] for r in ma] == [r['arch'] for r in mb]
+    # the cost counts the epochs run before the kill too
+    cost = gb['provenance']['search_cost']['process_cpu_s']
+    assert cost == pytest.approx(sum(r['epoch_cpu_s'] for r in mb), abs=0.03)
     # --json prints only JSON lines: one per resumed epoch and a final "done"
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[-1]['event'] == 'done' and all('epoch' in r for r in lines[:-1])

@@ -62,6 +62,8 @@ def test_method_runs_end_to_end(tmp_path, method, extra):
     assert set(rec) == set(EPOCH_FIELDS) and ARCH_KEYS <= set(rec['arch'])
     assert read_metrics(out).records[0].data == rec  # the record module reads what the loop wrote
     assert rec['epoch'] == 1 and rec['params'] > 0 and rec['macs'] > 0
+    assert rec['epoch_cpu_s'] > 0
+    assert prov['search_cost']['process_cpu_s'] == pytest.approx(rec['epoch_cpu_s'], abs=0.01)
     assert Genotype.from_dict(rec['genotype']).normal == g.normal
     ckpt = torch.load(out / 'checkpoint.pt', weights_only=True)
     assert ckpt['epoch'] == 1 and json.loads((out / 'config.json').read_text())['method'] == method

@@ -61,6 +61,10 @@ def test_searched_cell_is_its_record_rederived(name):
     changes = [r.epoch for prev, r in zip(records, records[1:]) if r.genotype != prev.genotype]
     assert (changes[-1] if changes else 1) == stable
     assert prov['converged'] == (config['epochs'] - stable + 1 >= config['epochs'] / 5)
+    cpu_s = sum(r.get('epoch_cpu_s') for r in records)
+    assert prov['search_cost']['process_cpu_s'] == pytest.approx(cpu_s, abs=0.01)
+    assert prov['paper_id'] == {'darts': 'arXiv:1806.09055', 'pc-darts': 'arXiv:1907.05737'}.get(config['method'],
+                                                                                                  'arXiv:2101.11342')
 
 
 @pytest.mark.parametrize('model_name', ENTRANNAS_MODELS)
