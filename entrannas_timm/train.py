@@ -551,7 +551,7 @@ def _run(cfg: TrainConfig, out: Path, ckpt: Optional[Dict[str, Any]], dist: Dict
 
     session_t0 = time.perf_counter()
     for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         _seed_everything(cfg.seed * 100003 + epoch)
         trainer.scheduler.step(epoch)
         drop_prob = cfg.drop_path * epoch / cfg.epochs
@@ -591,7 +591,8 @@ def _run(cfg: TrainConfig, out: Path, ckpt: Optional[Dict[str, Any]], dist: Dict
         epoch_s = time.perf_counter() - t0
         elapsed += epoch_s
         rec.update(images_per_s=float(sums[4]) / train_s, train_time_s=train_s, epoch_time_s=epoch_s,
-                   peak_mem_mb=peak_memory_mb(device), best=best is None or rec['val_top1'] > best['val_top1'])
+                   epoch_cpu_s=time.process_time() - cpu0, peak_mem_mb=peak_memory_mb(device),
+                   best=best is None or rec['val_top1'] > best['val_top1'])
         bad = non_finite(rec, 'metrics')
         if bad:
             raise NonFiniteError(f'non-finite validation metrics in epoch {epoch + 1} ({", ".join(bad)}); stopped '

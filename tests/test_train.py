@@ -30,7 +30,7 @@ needs_fmnist = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{D
                                   '(apt-get install dataset-fashion-mnist)')
 TINY = ['--dataset', 'fashion-mnist', '--data-dir', 'no-such-dir', '--subset', '128', '--val-subset', '64',
         '--channels', '4', '--layers', '3', '--batch-size', '32', '--seed', '1']
-TIMING = ('images_per_s', 'train_time_s', 'epoch_time_s', 'peak_mem_mb')
+TIMING = ('images_per_s', 'train_time_s', 'epoch_time_s', 'epoch_cpu_s', 'peak_mem_mb')
 
 
 def _config(**over):
@@ -161,7 +161,7 @@ def test_run_directory_holds_safe_complete_records(tmp_path):
     recs = _records(out)
     assert [r['epoch'] for r in recs] == [1, 2] and recs == res.records
     for key in ('lr', 'train_loss', 'train_aux_loss', 'train_top1', 'train_top5', 'val_loss', 'val_top1', 'val_top5',
-                'ema_top1', 'images_per_s', 'epoch_time_s', 'peak_mem_mb', 'drop_path'):
+                'ema_top1', 'images_per_s', 'epoch_time_s', 'epoch_cpu_s', 'peak_mem_mb', 'drop_path'):
         assert all(isinstance(r[key], float) for r in recs), key
     assert recs[0]['drop_path'] == 0. and recs[1]['drop_path'] == pytest.approx(0.05)  # 0.1 ramped over 2 epochs
     assert recs[1]['lr'] < recs[0]['lr']
