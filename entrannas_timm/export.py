@@ -27,7 +27,8 @@ HUB_DATASETS = {'cifar10': 'cifar10', 'cifar100': 'cifar100', 'mnist': 'mnist', 
 EXPORT_FILES = ('config.json', WEIGHTS_FILE, 'README.md')
 
 
-def _records(run_dir: Path) -> List[Dict[str, Any]]:
+def read_run_records(run_dir: Path) -> List[Dict[str, Any]]:
+    """A training run's epoch records from its metrics.jsonl (none when absent; a line cut by a crash skipped)."""
     path = run_dir / METRICS
     records = []
     if path.is_file():
@@ -96,7 +97,7 @@ def export_run(run_dir: str, output: str, ema: bool = False, which: str = 'best'
     if out.exists() and not out.is_dir():
         raise CLIError(f'-o: {out} exists and is not a directory')
     model, cfg = build_run_model(run, which, ema)
-    rec = _record(_records(run), which, ema)
+    rec = _record(read_run_records(run), which, ema)
     svg = _diagram(model.genotype)
     files = {'cells.svg': svg} if svg is not None else {}
     name = repo_id or f'{HF_ORG}/{out.resolve().name}'

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from entrannas_timm import Genotype
+from entrannas_timm.export import read_run_records
 from entrannas_timm.files import write_atomic
 from entrannas_timm.records import read_config, read_metrics
 
@@ -178,8 +179,8 @@ def run_training(genotype: str, seed: int) -> None:
 
 
 def _epochs_done(run: Path) -> int:
-    lines = (run / 'metrics.jsonl').read_text().splitlines() if (run / 'metrics.jsonl').exists() else []
-    return json.loads(lines[-1]).get('epoch', 0) if lines else 0
+    records = read_run_records(run)
+    return records[-1].get('epoch', 0) if records else 0
 
 
 SAMPLE = 1000  # tests/test_zoo_hub.py checks each exported model on the first SAMPLE test images
@@ -202,7 +203,7 @@ def export(genotype: str, seed: int) -> None:
     entrannas('export', str(run), '--last', '-o', str(folder), '--repo-id', f'entrannas/{name}', '--overwrite')
     full, sample = _validate(folder), _validate(folder, '--subset', str(SAMPLE))
     model = load_model(str(folder))[0]
-    last = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()][-1]
+    last = read_run_records(run)[-1]
     results_file = ROOT / 'records' / 'train' / 'results.json'
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     results[name] = dict(
