@@ -14,7 +14,7 @@ from typing import Callable as _Callable
 import timm as _timm
 import torch.nn as _nn
 
-from entrannas_timm.models import FAMILIES as _FAMILIES  # importing entrannas_timm registers the zoo with timm
+from entrannas_timm.models import FAMILIES as _FAMILIES
 from entrannas_timm.models import MODEL_GENOTYPES as _MODEL_GENOTYPES
 
 

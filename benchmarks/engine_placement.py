@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import entrannas_timm  # noqa: E402,F401  (registers the models)
 from entrannas_timm import Genotype  # noqa: E402
-from entrannas_timm.profile import model_cost  # noqa: E402
+from entrannas_timm.models.profile import model_cost  # noqa: E402
 from search.config import resolve_config  # noqa: E402
 from search.data import read_mnist_like  # noqa: E402
 from search.loop import run  # noqa: E402
@@ -149,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for rec in lines[len(records):]:
         print(json.dumps(rec), flush=True)
     if args.output:
-        from entrannas_timm.files import write_atomic
+        from entrannas_timm.utils.files import write_atomic
         write_atomic(Path(args.output), ''.join(json.dumps(r) + '\n' for r in lines))
     return 0
 

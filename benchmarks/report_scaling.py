@@ -1,7 +1,7 @@
 """Time and peak memory of ``entrannas report`` against the length of a search run.
 
 For each size, a synthetic EnTranNAS-DST run directory is written through the record module
-(``entrannas_timm.records``), with architecture snapshots made by a real ``SearchNetwork.arch_snapshot()``:
+(``entrannas_timm.reports.records``), with architecture snapshots made by a real ``SearchNetwork.arch_snapshot()``:
 the super-net's architecture parameters follow a DST-like trajectory (every connection active at first,
 thresholds rising while the weights sharpen, so connections are cut over the first part of the run, then
 the cell stays as it is). Then, each in a fresh process:
@@ -40,7 +40,7 @@ def write_run(run_dir: Path, epochs: int, seed: int = 0) -> None:
     """A finished DST search of ``epochs`` epochs: config.json, metrics.jsonl, genotype.json."""
     import torch
 
-    from entrannas_timm.records import epoch_line, search_provenance, write_config, write_metrics
+    from entrannas_timm.reports.records import epoch_line, search_provenance, write_config, write_metrics
     from search.supernet import SearchNetwork
     torch.set_num_threads(1)  # tiny tensors: more threads only add overhead
     net = SearchNetwork(method='entrannas-dst', num_classes=10, channels=4, layers=3)  # arch shapes: nodes x ops
@@ -87,7 +87,7 @@ def _child(run_dir: str, out_dir: str) -> None:
     """One report in this (fresh) process; prints one JSON line."""
     from PIL import Image
 
-    from entrannas_timm.report import build_report
+    from entrannas_timm.reports.report import build_report
     imported_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cpu0 = sum(getattr(resource.getrusage(resource.RUSAGE_SELF), f) for f in ('ru_utime', 'ru_stime'))
     t0 = time.perf_counter()

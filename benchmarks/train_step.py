@@ -92,7 +92,7 @@ def _worker(args: argparse.Namespace) -> Dict[str, Any]:
 
     import entrannas_timm  # noqa: F401  (registers the models)
     from entrannas_timm import load_genotype
-    from entrannas_timm.profile import count_params
+    from entrannas_timm.models.profile import count_params
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

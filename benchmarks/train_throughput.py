@@ -2,7 +2,7 @@
 
 The bare loop is what any trainer must do: forward, loss (with the auxiliary head's, as the preset trains),
 backward, optimizer step, over batches already normalised in memory; nothing else. The pipeline is
-``entrannas_timm.train.run`` itself, one epoch per round, with the default workers: sampling, DARTS's
+``entrannas_timm.train.trainer.run`` itself, one epoch per round, with the default workers: sampling, DARTS's
 augmentation (crop, flip, Cutout), the drop-path schedule, gradient clipping, metrics and bookkeeping. Its
 images/s are those it records in ``metrics.jsonl`` (the training phase of the epoch; validation and file writes
 are not training throughput and are reported apart).
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pipeline(args: argparse.Namespace, workdir: Path, round_: int) -> Dict[str, float]:
-    from entrannas_timm.train import resolve_config, run
+    from entrannas_timm.train.config import resolve_config
+    from entrannas_timm.train.trainer import run
     cfg = resolve_config(dict(
         dataset='fashion-mnist', data_dir=args.data_dir, preset='fashion-mnist', genotype=args.genotype,
         channels=args.channels, layers=args.layers, batch_size=args.batch_size, subset=args.steps * args.batch_size,
@@ -46,7 +47,7 @@ def _bare(args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor) -> Dict[st
     import timm
 
     import entrannas_timm  # noqa: F401  (registers the models)
-    from entrannas_timm.train import PRESETS
+    from entrannas_timm.train.config import PRESETS
     p = PRESETS['fashion-mnist']
     torch.manual_seed(0)
     model = timm.create_model('cellnet_cifar', genotype=args.genotype, channels=args.channels, layers=args.layers,
@@ -85,7 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    from entrannas_timm.loader import load_data
+    from entrannas_timm.data.loader import load_data
     data = load_data('fashion-mnist', args.data_dir, 'train', args.steps * args.batch_size)
     mean, std = data.mean[0], data.std[0]
     x = (data.images.float() / 255. - mean) / std  # type: ignore[union-attr]

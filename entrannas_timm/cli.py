@@ -5,7 +5,7 @@ weights status per tag; ``--cells``: every bundled cell against its paper and it
 (validate, pretty-print, convert DARTS text to our JSON). The other
 commands live in their own modules, each with ``add_cli(subparsers)``, which registers its parser with
 ``set_defaults(func=handler)``; ``handler(args)`` returns the exit code (``None`` means 0). A failing command
-raises :class:`~entrannas_timm.errors.CLIError` (or :class:`GenotypeError`), which ``main`` prints as one line on
+raises :class:`~entrannas_timm.utils.errors.CLIError` (or :class:`GenotypeError`), which ``main`` prints as one line on
 stderr with the error's exit code: 2 for bad input, 1 for an environment that cannot do it (a missing tool, a
 failed write, a diverged run).
 """
@@ -19,16 +19,19 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import export, plot, publish, report, train, validate
-from .errors import CLIError
-from .genotype import GenotypeError, resolve_genotype
-from .models import WEIGHTS_FILE
+from .hub import export, publish
+from .models.genotype import GenotypeError, resolve_genotype
+from .models.registry import WEIGHTS_FILE
+from .reports import plot, report
+from .train import cli as train_cli
+from .train import validate
+from .utils.errors import CLIError
 
 __all__ = ['CLIError', 'build_parser', 'main', 'model_rows', 'weights_status', 'zoo_rows']
 
 PROG = 'entrannas'
 
-COMMAND_MODULES = (train, validate, export, publish, plot, report)
+COMMAND_MODULES = (train_cli, validate, export, publish, plot, report)
 """The modules whose ``add_cli(subparsers)`` adds the other subcommands, in ``--help`` order."""
 
 
@@ -55,8 +58,8 @@ def model_rows(patterns: Sequence[str] = (), online: bool = False) -> List[Dict[
     import torch
     from timm.models import get_pretrained_cfg
 
-    from .models import MODEL_GENOTYPES
-    from .profile import count_macs, count_params
+    from .models.profile import count_macs, count_params
+    from .models.registry import MODEL_GENOTYPES
 
     rows = []
     for name, (genotype, family) in MODEL_GENOTYPES.items():
@@ -86,9 +89,9 @@ def zoo_rows(patterns: Sequence[str] = ()) -> List[Dict[str, Any]]:
     import timm
     import torch
 
-    from .genotype import list_genotypes, load_genotype
-    from .models import FAMILIES
-    from .profile import count_macs, count_params
+    from .models.genotype import list_genotypes, load_genotype
+    from .models.profile import count_macs, count_params
+    from .models.registry import FAMILIES
 
     rows = []
     for name in list_genotypes():
@@ -189,7 +192,7 @@ def _cmd_genotype(args: argparse.Namespace) -> int:
 # ---- parser and entry point ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: the built-in subcommands plus those of :data:`COMMAND_MODULES`."""
-    from . import __version__
+    from .version import __version__
     parser = argparse.ArgumentParser(prog=PROG, description='EnTranNAS and DARTS-family models for timm.')
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')

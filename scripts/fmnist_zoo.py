@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 from entrannas_timm import Genotype
-from entrannas_timm.export import read_run_records
-from entrannas_timm.files import write_atomic
-from entrannas_timm.records import read_config, read_metrics
+from entrannas_timm.hub.export import read_run_records
+from entrannas_timm.reports.records import read_config, read_metrics
+from entrannas_timm.utils.files import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -195,8 +195,8 @@ def _validate(folder: Path, *extra: str) -> dict:
 def export(genotype: str, seed: int) -> None:
     """hub/<name>/ from the last epoch's weights, and its line in records/train/results.json: accuracy of the
     exported files on all test images and on the first SAMPLE, size and cost."""
-    from entrannas_timm.profile import model_cost
-    from entrannas_timm.validate import load_model
+    from entrannas_timm.models.profile import model_cost
+    from entrannas_timm.train.validate import load_model
 
     name = trained_name(genotype, seed)
     run, folder = RUNS / 'train' / name, ROOT / 'hub' / name

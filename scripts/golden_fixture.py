@@ -31,7 +31,7 @@ from safetensors.torch import save
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from entrannas_timm.files import write_atomic  # noqa: E402
+from entrannas_timm.utils.files import write_atomic  # noqa: E402
 from search.supernet import SearchNetwork  # noqa: E402
 
 # case -> which original code, its module, and the matching super-net of ours (tiny: 3 cells, 2-4 channels, 2 nodes)

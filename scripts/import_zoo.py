@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 if TYPE_CHECKING:
-    from entrannas_timm.genotype import Genotype
+    from entrannas_timm.models.genotype import Genotype
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR, IMAGENET = 'cifar', 'imagenet'
@@ -431,7 +431,7 @@ def _commit(checkout: Path) -> str:
 
 def read_genotype(cell: Cell, checkout: Path) -> Genotype:
     """The cell as its authors write it, parsed by the project's own DARTS-text reader."""
-    from entrannas_timm.genotype import Genotype, GenotypeError
+    from entrannas_timm.models.genotype import Genotype, GenotypeError
     text = (checkout / cell.path).read_text(encoding='utf-8')
     source = f'{cell.repo.slug}/{cell.path}'
     if cell.path.endswith('.json'):  # CDARTS: {"stage": "Genotype(...)"} for each of the three stages

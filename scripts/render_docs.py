@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from entrannas_timm import list_genotypes
-from entrannas_timm.files import write_atomic
-from entrannas_timm.plot import GraphvizNotFoundError, genotype_graph, render_graph
+from entrannas_timm.reports.plot import GraphvizNotFoundError, genotype_graph, render_graph
+from entrannas_timm.utils.files import write_atomic
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / 'docs' / 'cells'
 _STAMP = re.compile(rb'<!-- entrannas-timm render_docs: dot source sha256 ([0-9a-f]{64}) -->')

@@ -168,7 +168,7 @@ def _sparsify_dst(model) -> None:
 
 def _run_records(path: str) -> Dict[int, Dict[str, Any]]:
     """The per-epoch records of a search run (its directory or its ``metrics.jsonl``), by epoch."""
-    from entrannas_timm.records import RecordError, read_metrics
+    from entrannas_timm.reports.records import RecordError, read_metrics
     try:
         log = read_metrics(path)
     except RecordError as e:
@@ -358,7 +358,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for rec in records:
         print(json.dumps(rec), flush=True)
     if args.output:
-        from entrannas_timm.files import write_atomic
+        from entrannas_timm.utils.files import write_atomic
         write_atomic(Path(args.output), ''.join(json.dumps(r) + '\n' for r in records))
     return 1 if any('error' in r for r in records) else 0
 

@@ -15,9 +15,8 @@ import torch
 from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
 
-from entrannas_timm.data import (
+from entrannas_timm.data.datasets import (
     DATASET_SHAPES,
-    DATASET_STATS,
     DEBIAN_FASHION_MNIST,
     DataError,
     TensorImages,
@@ -25,6 +24,7 @@ from entrannas_timm.data import (
     read_mnist_like,
     read_small,
 )
+from entrannas_timm.models.constants import DATASET_STATS
 
 from .config import ConfigError, SearchConfig
 

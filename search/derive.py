@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from entrannas_timm.genotype import CellSpec
+from entrannas_timm.models.genotype import CellSpec
 
 __all__ = [
     'cell_edges', 'node_slices', 'edge_normalisation', 'derive_top2', 'dst_weights', 'derive_dst',

@@ -3,7 +3,7 @@
 :class:`~search.searcher.Searcher` holds one search step (both optimisers, AMP, DDP) and is shared with
 ``search.bench``; :func:`run` drives the run in named steps: ``_set_up`` (device, data, super-net, resume),
 then per epoch ``_train_epoch``, ``_record`` and ``_checkpoint``, then ``_finish`` (provenance, genotype).
-The run directory's files are written and read through ``entrannas_timm.records``.
+The run directory's files are written and read through ``entrannas_timm.reports.records``.
 
 A checkpoint is written only when every tensor of the state and every recorded metric is finite, and
 ``metrics.jsonl`` never runs ahead of it; every message about a stopped run (divergence, failed write,
@@ -36,11 +36,9 @@ from tqdm import tqdm
 
 import entrannas_timm
 from entrannas_timm import CellNetwork, Genotype
-from entrannas_timm.checkpoint import non_finite, read_checkpoint
-from entrannas_timm.files import write_atomic
-from entrannas_timm.models import FAMILIES
-from entrannas_timm.profile import model_cost
-from entrannas_timm.records import (
+from entrannas_timm.models.profile import model_cost
+from entrannas_timm.models.registry import FAMILIES
+from entrannas_timm.reports.records import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     GENOTYPE_FILE,
@@ -52,6 +50,9 @@ from entrannas_timm.records import (
     write_config,
     write_metrics,
 )
+from entrannas_timm.train.checkpoint import read_checkpoint
+from entrannas_timm.utils.files import write_atomic
+from entrannas_timm.utils.finite import non_finite
 
 from .config import RESUME_MUTABLE, ConfigError, SearchConfig
 from .data import SearchData, build_search_data

@@ -24,25 +24,22 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Protocol, Sequence, Tuple, Type, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from entrannas_timm.genotype import CellSpec
-from entrannas_timm.ops import SPACES
+from entrannas_timm.models.genotype import CellSpec
+from entrannas_timm.models.ops import SPACES
 
 from .derive import derive_dst, derive_top2, dst_weights, edge_normalisation, node_slices
-
-if TYPE_CHECKING:
-    from .supernet import SearchNetwork
 
 __all__ = [
     'SearchMethod', 'Darts', 'PCDarts', 'EnTranNAS', 'EnTranNASDST', 'METHODS', 'register_method', 'create_method',
     'method_settings', 'SettingError', 'WeightedPlan', 'PartialChannels', 'CellInputs', 'Plan', 'Term',
-    'ARCH_REGULARIZERS', 'ENGINE_PLACEMENTS', 'CELL_KINDS', 'parse_engine_cells', 'reduction_cells',
+    'ARCH_REGULARIZERS', 'ENGINE_PLACEMENTS', 'CELL_KINDS', 'parse_engine_cells', 'reduction_cells', 'SuperNet',
 ]
 
 CELL_KINDS = ('normal', 'reduce')
@@ -53,6 +50,22 @@ Term = Tuple[int, int, int, int]
 Plan = Tuple[Tuple[Term, ...], ...]
 # weights[e][k]: the scalar weight of op k on edge e (unbound once per forward, see SearchNetwork.forward_features)
 Weights = Sequence[Sequence[Tensor]]
+
+
+class SuperNet(Protocol):
+    """What a method reads of the super-net (:class:`search.supernet.SearchNetwork`), which builds itself from a
+    method: a protocol, so that this module does not import the super-net that imports it. The architecture
+    parameters (``alphas_normal``, ``betas_reduce``, ``threshold_logits_normal``, ...) are the ones the method's
+    :meth:`~SearchMethod.extra_arch_parameters` adds, read by name."""
+    nodes: int
+    ops: Sequence[str]
+    active_ops: Tuple[int, ...]
+    temperature: float
+    full_plan: Plan
+
+    def arch_parameters(self) -> List[nn.Parameter]: ...
+
+    def compile_plan(self, nodes: Sequence[Sequence[Tuple[int, int]]]) -> Plan: ...
 
 
 class SettingError(ValueError):
@@ -217,32 +230,32 @@ class SearchMethod:
         """Architecture parameters besides ``alphas_normal`` / ``alphas_reduce``, by attribute name."""
         return {}
 
-    def arch_param_groups(self, net: SearchNetwork, weight_decay: float) -> List[Dict[str, Any]]:
+    def arch_param_groups(self, net: SuperNet, weight_decay: float) -> List[Dict[str, Any]]:
         """Adam parameter groups of the architecture parameters (DARTS: one group, one weight decay)."""
         return [{'params': net.arch_parameters(), 'weight_decay': weight_decay}]
 
     # ---- weights, engine cells, derivation, regulariser ------------------------------------------------
-    def op_weights(self, net: SearchNetwork, kind: str) -> Tensor:
+    def op_weights(self, net: SuperNet, kind: str) -> Tensor:
         """``p = softmax(alpha / tau)`` of ``kind`` ('normal' or 'reduce'), ``[num_edges, num_ops]``."""
         return F.softmax(getattr(net, f'alphas_{kind}') / net.temperature, dim=-1)
 
-    def engine_weights(self, net: SearchNetwork, kind: str) -> Tensor:
+    def engine_weights(self, net: SuperNet, kind: str) -> Tensor:
         """The weight engine cells give each (edge, op), ``[num_edges, num_ops]`` (recorded in ``arch`` records)."""
         return self.op_weights(net, kind)
 
-    def engine_inputs(self, net: SearchNetwork, kinds: Sequence[str]) -> Dict[str, CellInputs]:
+    def engine_inputs(self, net: SuperNet, kinds: Sequence[str]) -> Dict[str, CellInputs]:
         """What the engine cells of each cell kind run this forward: every non-zero op on every edge, weighted."""
         return {kind: WeightedPlan(net.full_plan, _unbind(self.op_weights(net, kind))) for kind in kinds}
 
-    def derive(self, net: SearchNetwork, kind: str) -> CellSpec:
+    def derive(self, net: SuperNet, kind: str) -> CellSpec:
         """The derived cell (no gradient): the top-2 rule on :meth:`engine_weights`."""
         return derive_top2(self.engine_weights(net, kind), net.ops, net.nodes)
 
-    def thresholds(self, net: SearchNetwork, kind: str) -> Optional[Tensor]:
+    def thresholds(self, net: SuperNet, kind: str) -> Optional[Tensor]:
         """Per-node thresholds, for methods that have them (EnTranNAS-DST); None otherwise."""
         return None
 
-    def regularizer(self, net: SearchNetwork) -> Optional[Tensor]:
+    def regularizer(self, net: SuperNet) -> Optional[Tensor]:
         """A term added to the architecture loss, or None."""
         return None
 
@@ -315,18 +328,18 @@ class PCDarts(SearchMethod):
         return {'betas_normal': nn.Parameter(1e-3 * torch.randn(num_edges, **dd)),
                 'betas_reduce': nn.Parameter(1e-3 * torch.randn(num_edges, **dd))}
 
-    def edge_weights(self, net: SearchNetwork, kind: str) -> Tensor:
+    def edge_weights(self, net: SuperNet, kind: str) -> Tensor:
         """Normalised edge weights of ``kind``, ``[num_edges]`` (a softmax over each node's inputs)."""
         return edge_normalisation(getattr(net, f'betas_{kind}'), net.nodes)
 
-    def engine_weights(self, net: SearchNetwork, kind: str) -> Tensor:
+    def engine_weights(self, net: SuperNet, kind: str) -> Tensor:
         return self.op_weights(net, kind) * self.edge_weights(net, kind).unsqueeze(1)
 
-    def engine_inputs(self, net: SearchNetwork, kinds: Sequence[str]) -> Dict[str, CellInputs]:
+    def engine_inputs(self, net: SuperNet, kinds: Sequence[str]) -> Dict[str, CellInputs]:
         return {kind: PartialChannels(_unbind(self.op_weights(net, kind)), self.edge_weights(net, kind).unbind(0),
                                       net.active_ops) for kind in kinds}
 
-    def derive(self, net: SearchNetwork, kind: str) -> CellSpec:
+    def derive(self, net: SuperNet, kind: str) -> CellSpec:
         return derive_top2(self.op_weights(net, kind), net.ops, net.nodes, self.edge_weights(net, kind))
 
 
@@ -375,23 +388,23 @@ class EnTranNASDST(EnTranNAS):
         return {'threshold_logits_normal': nn.Parameter(torch.full((nodes,), logit, **dd)),
                 'threshold_logits_reduce': nn.Parameter(torch.full((nodes,), logit, **dd))}
 
-    def arch_param_groups(self, net: SearchNetwork, weight_decay: float) -> List[Dict[str, Any]]:
+    def arch_param_groups(self, net: SuperNet, weight_decay: float) -> List[Dict[str, Any]]:
         """Alphas decay with ``weight_decay`` (``--arch-weight-decay``), threshold logits with ``threshold_decay``."""
         return [{'params': [net.alphas_normal, net.alphas_reduce], 'weight_decay': weight_decay},
                 {'params': [net.threshold_logits_normal, net.threshold_logits_reduce],
                  'weight_decay': self.threshold_decay}]
 
-    def thresholds(self, net: SearchNetwork, kind: str) -> Tensor:
+    def thresholds(self, net: SuperNet, kind: str) -> Tensor:
         return torch.sigmoid(getattr(net, f'threshold_logits_{kind}'))
 
-    def sparsified(self, net: SearchNetwork, kind: str) -> Tuple[Tensor, Tensor]:
+    def sparsified(self, net: SuperNet, kind: str) -> Tuple[Tensor, Tensor]:
         """``(q, q_hat)`` of ``kind`` (differentiable); see :func:`search.derive.dst_weights`."""
         return dst_weights(self.op_weights(net, kind), self.thresholds(net, kind), net.nodes)
 
-    def engine_weights(self, net: SearchNetwork, kind: str) -> Tensor:
+    def engine_weights(self, net: SuperNet, kind: str) -> Tensor:
         return self.sparsified(net, kind)[1]
 
-    def engine_inputs(self, net: SearchNetwork, kinds: Sequence[str]) -> Dict[str, CellInputs]:
+    def engine_inputs(self, net: SuperNet, kinds: Sequence[str]) -> Dict[str, CellInputs]:
         """``q_hat`` weights on a plan of the uncut connections, compiled from the current ``q > 0`` (one host
         sync per forward for all kinds)."""
         qs = {kind: self.sparsified(net, kind) for kind in kinds}
@@ -403,10 +416,10 @@ class EnTranNASDST(EnTranNAS):
             out[kind] = WeightedPlan(plan, _unbind(qs[kind][1]))
         return out
 
-    def derive(self, net: SearchNetwork, kind: str) -> CellSpec:
+    def derive(self, net: SuperNet, kind: str) -> CellSpec:
         return derive_dst(self.sparsified(net, kind)[0], net.ops, net.nodes)
 
-    def regularizer(self, net: SearchNetwork) -> Tensor:
+    def regularizer(self, net: SuperNet) -> Tensor:
         """``lam * ARCH_REGULARIZERS[dst_regularizer](t)`` over all normal and reduction nodes, by default
         ``lam * mean_j(1 - t_j)`` (our choice of form, docs/method.md, *EnTranNAS-DST*)."""
         t = torch.cat([self.thresholds(net, kind) for kind in CELL_KINDS])

@@ -1,6 +1,6 @@
 """The search super-net: DARTS, PC-DARTS, EnTranNAS and EnTranNAS-DST on one cell implementation.
 
-A :class:`SearchCell` owns every candidate op of the space (built by :func:`entrannas_timm.ops.make_op` with
+A :class:`SearchCell` owns every candidate op of the space (built by :func:`entrannas_timm.models.ops.make_op` with
 ``search=True``) and runs what it is given:
 
 - a weighted :class:`~search.methods.WeightedPlan` (DARTS, EnTranNAS and EnTranNAS-DST engine-cells): node ``j``
@@ -32,9 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from entrannas_timm.genotype import CellSpec, Genotype
-from entrannas_timm.network import make_stem
-from entrannas_timm.ops import FactorizedReduce, ReLUConvBN, make_op
+from entrannas_timm.models.genotype import CellSpec, Genotype
+from entrannas_timm.models.network import make_stem
+from entrannas_timm.models.ops import FactorizedReduce, ReLUConvBN, make_op
 
 from .derive import cell_edges
 from .methods import (

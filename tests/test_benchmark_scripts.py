@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from entrannas_timm import Genotype
-from entrannas_timm.records import read_metrics
+from entrannas_timm.reports.records import read_metrics
 from search.data import DEBIAN_FASHION_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import timm
 import entrannas_timm  # noqa: F401  (registers the models)
 from entrannas_timm import Genotype, load_genotype
 from entrannas_timm.cli import build_parser, main
-from entrannas_timm.profile import count_params
+from entrannas_timm.models.profile import count_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DARTS_V2_TEXT = ("DARTS_V2 = Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from entrannas_timm.files import write_atomic
+from entrannas_timm.utils.files import write_atomic
 
 
 def test_writes_bytes_text_and_writer_functions(tmp_path: Path) -> None:

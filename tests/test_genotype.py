@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from entrannas_timm import genotype as genotype_module
-from entrannas_timm.genotype import SCHEMA_VERSION, CellSpec, Genotype, GenotypeError, list_genotypes, load_genotype
+from entrannas_timm.models import genotype as genotype_module
+from entrannas_timm.models.genotype import (
+    SCHEMA_VERSION,
+    CellSpec,
+    Genotype,
+    GenotypeError,
+    list_genotypes,
+    load_genotype,
+)
 
 # The four genotypes of issue 2, verbatim as their authors publish them (quark0/darts cnn/genotypes.py,
 # yuhuixu1993/PC-DARTS genotypes.py).
@@ -667,7 +674,7 @@ def test_cli_full_disk_is_one_line_and_keeps_the_old_file(capsys, tmp_path):
 
 # ---- one resolution path -------------------------------------------------------------------------------------
 def test_every_entry_point_resolves_alike(capsys, tmp_path):
-    from entrannas_timm.genotype import resolve_genotype
+    from entrannas_timm.models.genotype import resolve_genotype
     g = load_genotype('pc_darts_cifar')
     (tmp_path / 'g.json').write_text(g.to_json())
     (tmp_path / 'genotypes.py').write_text(ISSUE_TEXTS['pc_darts_cifar'] + '\n' + ISSUE_TEXTS['darts_v2'])

@@ -21,7 +21,8 @@ from huggingface_hub import scan_cache_dir
 from safetensors.torch import load_file, save_file
 
 import entrannas_timm
-from entrannas_timm import WeightsNotPublishedError, hub
+from entrannas_timm import WeightsNotPublishedError
+from entrannas_timm.hub import layout as hub
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMM_TESTS = ROOT / '.cache' / 'timm-tests' / f'timm-{timm.__version__}' / 'tests'
@@ -121,7 +122,7 @@ _OFFLINE_CHECKS = textwrap.dedent('''
 
 @pytest.fixture(scope='module')
 def offline(tmp_path_factory):
-    """Save real weights with entrannas_timm.hub into a local HF cache, then load them in an offline process."""
+    """Save real weights with entrannas_timm.hub.layout into a local HF cache, then load them in an offline process."""
     work = tmp_path_factory.mktemp('hub')
     cache = work / 'hf' / 'hub'
     cache.mkdir(parents=True)
@@ -233,7 +234,7 @@ def test_unpublished_weights_fail_fast_offline(offline, name):
 
 def test_unpublished_weights_fail_fast_without_offline_mode(tmp_path):
     # no HF_HUB_OFFLINE in this process: an unpublished tag still fails before any network request
-    assert 'darts_v2_imagenet.in1k' not in entrannas_timm.models.PUBLISHED_TAGS
+    assert 'darts_v2_imagenet.in1k' not in entrannas_timm.models.registry.PUBLISHED_TAGS
     t = time.perf_counter()
     with pytest.raises(WeightsNotPublishedError, match=r"darts_v2_imagenet\.in1k.*no published weights"):
         timm.create_model('darts_v2_imagenet', pretrained=True, cache_dir=tmp_path)

@@ -12,8 +12,8 @@ import torch.nn as nn
 
 import entrannas_timm
 from entrannas_timm import Genotype, load_genotype
-from entrannas_timm.models import GENERIC_MODELS
-from entrannas_timm.network import CellNetwork
+from entrannas_timm.models.network import CellNetwork
+from entrannas_timm.models.registry import GENERIC_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -315,7 +315,8 @@ def test_unknown_kwarg_raises_type_error():
 
 
 def test_models_are_registered_on_import():
-    ours = [m for m in timm.list_models() if timm.models.model_entrypoint(m).__module__ == 'entrannas_timm.models']
+    ours = [m for m in timm.list_models()
+            if timm.models.model_entrypoint(m).__module__ == 'entrannas_timm.models.registry']
     assert sorted(ours) == sorted(entrannas_timm.MODEL_GENOTYPES)
     assert timm.list_models('cellnet_*') == ['cellnet_cifar', 'cellnet_imagenet']
     assert timm.list_models('darts*') == ['darts_minus_cifar10', 'darts_minus_imagenet', 'darts_v1_cifar10',

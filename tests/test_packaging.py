@@ -15,7 +15,7 @@ BUNDLED = sorted(p.stem for p in (ROOT / 'genotypes').glob('*.json'))  # what th
 CHECK = textwrap.dedent('''
     import json, sys
     import timm, entrannas_timm
-    from entrannas_timm.genotype import bundled_genotype_dirs
+    from entrannas_timm.models.genotype import bundled_genotype_dirs
     m = timm.create_model('pc_darts_imagenet')
     print('RESULT ' + json.dumps(dict(
         file=entrannas_timm.__file__, genotypes=entrannas_timm.list_genotypes(),
@@ -58,7 +58,8 @@ def test_wheel_contents(installed):
     names = zipfile.ZipFile(installed['wheel']).namelist()
     for g in BUNDLED:
         assert f'entrannas_timm/genotypes/{g}.json' in names
-    assert 'entrannas_timm/models.py' in names and 'entrannas_timm/hub.py' in names
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / 'entrannas_timm').rglob('*.py'))
+    assert len(modules) > 20 and [m for m in modules if m not in names] == []  # every module of every subpackage
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ from PIL import Image
 
 from entrannas_timm import Genotype, list_genotypes, load_genotype
 from entrannas_timm.cli import main
-from entrannas_timm.ops import op_family
-from entrannas_timm.plot import (
+from entrannas_timm.models.ops import op_family
+from entrannas_timm.reports.plot import (
     FAMILY_COLOURS,
     GraphvizNotFoundError,
     genotype_graph,

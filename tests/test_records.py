@@ -1,5 +1,5 @@
-"""The run-record format (entrannas_timm.records): what the search writes reads back, and bad records are refused
-with a message naming file:line and field."""
+"""The run-record format (entrannas_timm.reports.records): what the search writes reads back, and bad records are
+refused with a message naming file:line and field."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from entrannas_timm import Genotype
-from entrannas_timm.records import (
+from entrannas_timm.reports.records import (
     LIMITS,
     RecordError,
     epoch_line,

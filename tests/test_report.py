@@ -26,8 +26,10 @@ from PIL import Image
 
 from entrannas_timm import Genotype
 from entrannas_timm.cli import main
-from entrannas_timm.ops import STANDARD_OPS
-from entrannas_timm.report import ReportError, build_report, load_run, render_frames
+from entrannas_timm.models.ops import STANDARD_OPS
+from entrannas_timm.reports.film import render_frames
+from entrannas_timm.reports.report import build_report
+from entrannas_timm.reports.run import ReportError, load_run
 
 pytest.importorskip('graphviz')
 pytest.importorskip('matplotlib')

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from entrannas_timm.genotype import CellSpec
+from entrannas_timm.models.genotype import CellSpec
 from search.supernet import SearchNetwork
 
 FIXTURES = Path(__file__).resolve().parent / 'fixtures'

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict
 import pytest
 import torch
 
-from entrannas_timm.records import read_metrics
+from entrannas_timm.reports.records import read_metrics
 from search.cli import main, parse_config
 from search.loop import NonFiniteLossError, ResumeError, Searcher, load_checkpoint_arch, run
 

@@ -13,7 +13,7 @@ import timm
 import torch
 
 from entrannas_timm import CellNetwork, Genotype
-from entrannas_timm.records import EPOCH_FIELDS, read_metrics
+from entrannas_timm.reports.records import EPOCH_FIELDS, read_metrics
 from search.cli import main, parse_config
 from search.config import ConfigError, resolve_config
 from search.data import DEBIAN_FASHION_MNIST, DataError, build_search_data, read_idx

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from entrannas_timm import CellNetwork, Genotype
-from entrannas_timm.network import Cell
-from entrannas_timm.ops import SPACES, STANDARD_OPS
+from entrannas_timm.models.network import Cell
+from entrannas_timm.models.ops import SPACES, STANDARD_OPS
 from search.derive import cell_edges, derive_top2, edge_normalisation, node_slices
 from search.methods import ARCH_REGULARIZERS
 from search.supernet import SearchNetwork, channel_shuffle
@@ -531,7 +531,7 @@ def test_extended_space_and_bad_settings():
 # ---- transit cells against the evaluation network ---------------------------------------------------
 @pytest.mark.parametrize('method,sharing', [('entrannas', True), ('entrannas', False), ('entrannas-dst', True)])
 def test_transit_cell_is_the_evaluation_cell_of_its_derived_genotype(method, sharing):
-    """A transit cell computes what ``entrannas_timm.network.Cell`` builds from the derived cell, same weights.
+    """A transit cell computes what ``entrannas_timm.models.network.Cell`` builds from the derived cell, same weights.
 
     Pools are kept out of the derived cells: in search they are followed by a batch norm (DARTS's search form),
     in evaluation they are not. Batch norms run in train mode, where affine=False equals a fresh affine BN.

@@ -19,11 +19,14 @@ import torch.multiprocessing as mp
 import torchvision.transforms.v2.functional as TF
 from safetensors.torch import load_file
 
-from entrannas_timm import checkpoint, loader
 from entrannas_timm.cli import main as cli_main
-from entrannas_timm.data import DATASET_STATS, DEBIAN_FASHION_MNIST
-from entrannas_timm.errors import CLIError
-from entrannas_timm.train import NonFiniteError, resolve_config, run
+from entrannas_timm.data import loader
+from entrannas_timm.data.datasets import DEBIAN_FASHION_MNIST
+from entrannas_timm.models.constants import DATASET_STATS
+from entrannas_timm.train import checkpoint
+from entrannas_timm.train.config import resolve_config
+from entrannas_timm.train.trainer import NonFiniteError, run
+from entrannas_timm.utils.errors import CLIError
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_fmnist = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEBIAN_FASHION_MNIST} not installed '
@@ -78,7 +81,7 @@ def test_bad_settings_name_the_flag(explicit, message):
 
 
 def test_learning_rate_schedules_are_the_papers():
-    from entrannas_timm.train import _scheduler
+    from entrannas_timm.train.trainer import _scheduler
 
     def lrs(preset: str, epochs: int) -> list:
         cfg = resolve_config({'preset': preset, 'epochs': epochs})
@@ -176,7 +179,7 @@ def test_run_directory_holds_safe_complete_records(tmp_path):
     model, _ = checkpoint.build_run_model(out)
     best = max(recs, key=lambda r: r['val_top1'])
     val = loader.load_data('fashion-mnist', 'no-such-dir', 'test', 64)
-    from entrannas_timm.validate import evaluate
+    from entrannas_timm.train.validate import evaluate
     r = evaluate(model, val, 50, torch.device('cpu'))
     assert r['images'] == 64 and r['top1'] == pytest.approx(best['val_top1']) and r['loss'] == pytest.approx(
         best['val_loss'], rel=1e-5)

@@ -17,13 +17,15 @@ import torch
 from huggingface_hub import scan_cache_dir
 from safetensors.torch import load_file, save_file
 
-from entrannas_timm import checkpoint
 from entrannas_timm.cli import main as cli_main
-from entrannas_timm.data import DATASET_STATS, DEBIAN_FASHION_MNIST
-from entrannas_timm.errors import CLIError
-from entrannas_timm.export import export_run
-from entrannas_timm.publish import install_in_cache
-from entrannas_timm.train import resolve_config, run
+from entrannas_timm.data.datasets import DEBIAN_FASHION_MNIST
+from entrannas_timm.hub.export import export_run
+from entrannas_timm.hub.publish import install_in_cache
+from entrannas_timm.models.constants import DATASET_STATS
+from entrannas_timm.train import checkpoint
+from entrannas_timm.train.config import resolve_config
+from entrannas_timm.train.trainer import run
+from entrannas_timm.utils.errors import CLIError
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEBIAN_FASHION_MNIST} not installed '
@@ -180,7 +182,7 @@ def test_bad_weights_and_folders_get_one_clear_line(hub, capsys, tmp_path):
 
 
 def test_class_count_mismatch_is_refused(hub):
-    from entrannas_timm.validate import _data_for, load_model
+    from entrannas_timm.train.validate import _data_for, load_model
     model, _, _ = load_model(str(hub['work'] / 'export-zoo'))
     model.reset_classifier(7)
     with pytest.raises(CLIError, match='the model has 7 classes but fashion-mnist has 10'):

@@ -11,7 +11,7 @@ import torch
 
 import entrannas_timm
 from entrannas_timm import load_genotype
-from entrannas_timm.records import PROVENANCE_SOURCE, read_config, read_metrics
+from entrannas_timm.reports.records import PROVENANCE_SOURCE, read_config, read_metrics
 from search.config import resolve_config
 from search.searcher import build_model
 

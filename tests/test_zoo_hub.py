@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import entrannas_timm
-from entrannas_timm.data import DEBIAN_FASHION_MNIST
-from entrannas_timm.publish import install_in_cache
+from entrannas_timm.data.datasets import DEBIAN_FASHION_MNIST
+from entrannas_timm.hub.publish import install_in_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB = ROOT / 'hub'

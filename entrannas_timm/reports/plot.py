@@ -17,10 +17,10 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
 
-from .errors import CLIError
-from .files import write_atomic
-from .genotype import CellSpec, Genotype, GenotypeError, GenotypeLike, node_label
-from .ops import op_family
+from ..models.genotype import CellSpec, Genotype, GenotypeError, GenotypeLike, node_label
+from ..models.ops import op_family
+from ..utils.errors import CLIError
+from ..utils.files import write_atomic
 
 if TYPE_CHECKING:  # optional dependencies, imported where used
     import graphviz

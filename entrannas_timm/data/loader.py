@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .data import DATASET_SHAPES, DATASET_STATS, SMALL_DATASETS, DataError, read_small
+from ..models.constants import DATASET_STATS
+from .datasets import DATASET_SHAPES, SMALL_DATASETS, DataError, read_small
 
 __all__ = ['DATASETS', 'Augment', 'ImageData', 'load_data', 'cutout_', 'default_workers', 'train_batches',
            'eval_batches', 'split_micro', 'steps_per_epoch']

@@ -16,11 +16,10 @@ from timm.models import checkpoint
 from timm.models._features import FeatureGetterNet, feature_take_indices  # used by timm's models, not exported
 
 from .genotype import CellSpec, Genotype, GenotypeLike
+from .genotype_format import STEM_TYPES
 from .ops import FactorizedReduce, ReLUConvBN, make_op
 
-__all__ = ['make_stem', 'Cell', 'CellNetwork', 'AuxiliaryHead', 'CellFeatureGetter', 'STEM_TYPES', 'check_drop_rate']
-
-STEM_TYPES = ('cifar', 'imagenet')
+__all__ = ['make_stem', 'Cell', 'CellNetwork', 'AuxiliaryHead', 'CellFeatureGetter', 'check_drop_rate']
 
 
 def check_drop_rate(name: str, value: float) -> float:

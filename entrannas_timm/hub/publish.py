@@ -18,10 +18,10 @@ import os
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
-from .checkpoint import load_weights, read_config
-from .errors import CLIError
-from .files import write_atomic
-from .models import WEIGHTS_FILE
+from ..models.registry import WEIGHTS_FILE
+from ..train.checkpoint import load_weights, read_config
+from ..utils.errors import CLIError
+from ..utils.files import write_atomic
 
 __all__ = ['folder_files', 'check_export', 'publish', 'install_in_cache', 'add_cli']
 

@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .checkpoint import METRICS, build_run_model
-from .errors import CLIError
-from .models import HF_ORG, WEIGHTS_FILE
+from ..models.registry import HF_ORG, WEIGHTS_FILE
+from ..train.checkpoint import METRICS, build_run_model
+from ..utils.errors import CLIError
 
 __all__ = ['export_run', 'add_cli', 'HUB_DATASETS']
 
@@ -52,7 +52,7 @@ def _record(records: List[Dict[str, Any]], which: str, ema: bool) -> Optional[Di
 
 def _diagram(genotype) -> Optional[bytes]:
     """The cells as SVG, or None without Graphviz (the card then shows the genotype as text only)."""
-    from .plot import GraphvizNotFoundError, plot_genotype
+    from ..reports.plot import GraphvizNotFoundError, plot_genotype
     try:
         return plot_genotype(genotype, format='svg')  # type: ignore[return-value]
     except (ImportError, GraphvizNotFoundError, OSError, RuntimeError):
@@ -88,7 +88,7 @@ def _card(cfg: Dict[str, Any], rec: Optional[Dict[str, Any]], which: str, ema: b
 def export_run(run_dir: str, output: str, ema: bool = False, which: str = 'best', repo_id: Optional[str] = None,
                overwrite: bool = False) -> Path:
     """Export ``which`` weights ('best' or 'last', EMA or not) of a training run to ``output``."""
-    from .hub import save_pretrained
+    from .layout import save_pretrained
     run, out = Path(run_dir), Path(output)
     clash = [f for f in EXPORT_FILES if (out / f).exists()]
     if clash and not overwrite:

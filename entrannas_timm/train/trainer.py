@@ -1,11 +1,11 @@
-"""``entrannas train`` (also ``python -m entrannas_timm.train``): train a zoo model or any genotype from scratch.
+"""Training a zoo model or any genotype from scratch: the run behind ``entrannas train``.
 
 The evaluation protocols of the papers are presets (docs/method.md, "Protocols"); every value is a flag that
 overrides them. Built on timm's parts: ``create_optimizer_v2``, ``create_scheduler_v2``, its label-smoothing
 loss, ``ModelEmaV3``, ``timm.utils`` (accuracy, AverageMeter, gradient clipping, distributed helpers) and, for
-folder data, its dataset and transforms (:mod:`entrannas_timm.loader`).
+folder data, its dataset and transforms (:mod:`entrannas_timm.data.loader`).
 
-A run directory (:mod:`entrannas_timm.checkpoint`) holds ``config.json``, ``metrics.jsonl``, best and last
+A run directory (:mod:`entrannas_timm.train.checkpoint`) holds ``config.json``, ``metrics.jsonl``, best and last
 weights as safetensors and a resume checkpoint. Every epoch reseeds from ``(seed, epoch)`` and the data order and
 augmentation depend only on ``(seed, epoch, sample)``, so a run killed at any moment and resumed with
 ``--resume`` ends bit for bit where the uninterrupted run ends (on CPU), and ``torchrun`` over W processes
@@ -13,40 +13,22 @@ trains on the same global batches as one process.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
 import datetime
 import inspect
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from .checkpoint import (
-    CHECKPOINT,
-    CONFIG,
-    METRICS,
-    WEIGHTS,
-    inference_state,
-    load_checkpoint,
-    non_finite,
-    save_checkpoint,
-    save_weights,
-)
-from .data import DataError
-from .errors import CLIError
-from .files import write_atomic
-from .genotype import Genotype, GenotypeError
-from .loader import (
-    DATASETS,
+from ..data.datasets import DataError
+from ..data.loader import (
     Augment,
     ImageData,
     default_workers,
@@ -55,40 +37,26 @@ from .loader import (
     steps_per_epoch,
     train_batches,
 )
-from .models import FAMILIES, GENERIC_MODELS, MODEL_GENOTYPES
-from .profile import model_cost, peak_memory_mb
+from ..models.genotype import Genotype, GenotypeError
+from ..models.profile import model_cost, peak_memory_mb
+from ..models.registry import FAMILIES, GENERIC_MODELS, MODEL_GENOTYPES
+from ..utils.errors import CLIError
+from ..utils.files import write_atomic
+from ..utils.finite import non_finite
+from .checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    WEIGHTS,
+    inference_state,
+    load_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
+from .config import TrainConfig, resume_config
 from .validate import evaluate
 
-__all__ = ['PRESETS', 'DATASET_PRESET', 'TrainConfig', 'TrainResult', 'resolve_config', 'build_parser', 'run',
-           'main', 'add_cli', 'NonFiniteError']
-
-SCHEDULES = ('cosine', 'step', 'linear')
-
-# The evaluation protocols (docs/method.md, "Protocols"); explicit flags override every value.
-PRESETS: Dict[str, Dict[str, Any]] = {
-    # DARTS CIFAR-10 (Liu et al. 2019, and its train.py): 20 cells, 36 channels
-    'cifar': dict(dataset='cifar10', channels=36, layers=20, epochs=600, batch_size=96, lr=0.025, min_lr=0.,
-                  sched='cosine', momentum=0.9, weight_decay=3e-4, grad_clip=5., label_smoothing=0., aux_weight=0.4,
-                  drop_path=0.2, cutout=16, warmup_epochs=0),
-    # DARTS ImageNet mobile setting (its train_imagenet.py; 250 epochs as in the paper): 14 cells, 48 channels
-    'imagenet': dict(dataset='imagenet', channels=48, layers=14, epochs=250, batch_size=128, lr=0.1, min_lr=0.,
-                     sched='step', decay_rate=0.97, momentum=0.9, weight_decay=3e-5, grad_clip=5.,
-                     label_smoothing=0.1, aux_weight=0.4, drop_path=0., cutout=0, warmup_epochs=0),
-    # PC-DARTS ImageNet (its train_imagenet.py): batch 1024, lr 0.5, 5 warm-up epochs, linear decay
-    'imagenet-pc-darts': dict(dataset='imagenet', channels=48, layers=14, epochs=250, batch_size=1024, lr=0.5,
-                              min_lr=0., sched='linear', momentum=0.9, weight_decay=3e-5, grad_clip=5.,
-                              label_smoothing=0.1, aux_weight=0.4, drop_path=0., cutout=0, warmup_epochs=5),
-    # our CPU-scale protocol for the offline data: the DARTS CIFAR recipe, scaled (docs/method.md)
-    'fashion-mnist': dict(dataset='fashion-mnist', channels=16, layers=8, epochs=10, batch_size=96, lr=0.05,
-                          min_lr=0., sched='cosine', momentum=0.9, weight_decay=3e-4, grad_clip=5.,
-                          label_smoothing=0., aux_weight=0.4, drop_path=0.1, cutout=8, warmup_epochs=0),
-}
-DATASET_PRESET = {'cifar10': 'cifar', 'cifar100': 'cifar', 'imagenet': 'imagenet', 'imagefolder': 'imagenet',
-                  'mnist': 'fashion-mnist', 'fashion-mnist': 'fashion-mnist'}
-"""The preset a data set trains with when ``--preset`` is not given."""
-
-RESUME_MUTABLE = frozenset({'output', 'resume', 'workers', 'data_dir', 'device', 'threads', 'quiet', 'json'})
-"""Settings that may differ between a run and its ``--resume`` (nothing else may)."""
+__all__ = ['TrainResult', 'NonFiniteError', 'model_spec', 'run']
 
 
 class NonFiniteError(CLIError):
@@ -96,142 +64,6 @@ class NonFiniteError(CLIError):
 
     def __init__(self, message: str):
         super().__init__(message, exit_code=1)
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run (``config.json``'s ``settings``)."""
-    model: Optional[str] = None               # registered name; None -> the family's generic cellnet_* entrypoint
-    genotype: Optional[str] = None            # bundled name, genotype file, or a search run directory
-    preset: Optional[str] = None              # None -> DATASET_PRESET[dataset]
-    # data
-    dataset: str = 'cifar10'
-    data_dir: str = 'data'
-    subset: Optional[int] = None
-    val_subset: Optional[int] = None          # None -> the whole test / val split
-    image_size: Optional[int] = None          # None -> native size (224 for folders)
-    # network size (None -> the preset's, else the family's)
-    channels: Optional[int] = None
-    layers: Optional[int] = None
-    # protocol (filled by the preset)
-    epochs: int = 600
-    batch_size: int = 96                      # global: split over torchrun processes and --grad-accum steps
-    lr: float = 0.025
-    min_lr: float = 0.
-    sched: str = 'cosine'
-    decay_rate: float = 0.97                  # sched=step: lr factor per epoch
-    warmup_epochs: int = 0                    # linear warm-up from lr / warmup_epochs
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.
-    label_smoothing: float = 0.
-    aux_weight: float = 0.4                   # 0 = no auxiliary head
-    drop_path: float = 0.2                    # final drop-path probability, ramped linearly from 0 over the epochs
-    cutout: int = 16
-    ema: bool = False
-    ema_decay: float = 0.9998
-    grad_accum: int = 1
-    # execution
-    device: Optional[str] = None
-    threads: Optional[int] = None
-    workers: Optional[int] = None             # None -> loader.default_workers
-    amp: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    seed: int = 0
-    # output
-    output: Optional[str] = None
-    resume: bool = False
-    quiet: bool = False
-    json: bool = False
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-# ---- settings -------------------------------------------------------------------------------------------------
-def _check(cfg: TrainConfig) -> None:
-    """Reject unknown names and impossible values before anything is read or written."""
-    if cfg.preset is not None and cfg.preset not in PRESETS:
-        raise CLIError(f'--preset: unknown preset {cfg.preset!r}; expected one of {", ".join(PRESETS)}')
-    if cfg.dataset not in DATASETS:
-        raise CLIError(f'--dataset: unknown data set {cfg.dataset!r}; expected one of {", ".join(DATASETS)}')
-    if cfg.model is not None and cfg.model not in MODEL_GENOTYPES:
-        raise CLIError(f'MODEL: {cfg.model!r} is not a registered model of the zoo; registered: '
-                       f'{", ".join(MODEL_GENOTYPES)} (or give only --genotype)')
-    if cfg.sched not in SCHEDULES:
-        raise CLIError(f'--sched: expected one of {", ".join(SCHEDULES)}, got {cfg.sched!r}')
-    for name in ('epochs', 'batch_size', 'grad_accum'):
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or v < 1:
-            raise CLIError(f'--{name.replace("_", "-")}: expected a positive integer, got {v!r}')
-    for name in ('subset', 'val_subset', 'image_size', 'channels', 'layers', 'threads'):
-        v = getattr(cfg, name)
-        if v is not None and (not isinstance(v, int) or v < 1):
-            raise CLIError(f'--{name.replace("_", "-")}: expected a positive integer, got {v!r}')
-    if cfg.channels is not None and cfg.channels % 2:
-        raise CLIError(f'--channels: expected an even number, got {cfg.channels}')
-    if cfg.layers is not None and cfg.layers < 3:
-        raise CLIError(f'--layers: a network needs at least 3 cells (normal, reduce, reduce), got {cfg.layers}')
-    for name in ('workers', 'warmup_epochs', 'cutout'):
-        v = getattr(cfg, name)
-        if v is not None and v < 0:
-            raise CLIError(f'--{name.replace("_", "-")}: expected >= 0, got {v}')
-    if cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:
-        raise CLIError(f'--warmup-epochs {cfg.warmup_epochs} >= --epochs {cfg.epochs}: the run would end in warm-up')
-    if cfg.lr <= 0 or cfg.min_lr < 0 or cfg.min_lr > cfg.lr:
-        raise CLIError(f'--lr must be > 0 and 0 <= --min-lr <= --lr (got {cfg.lr}, {cfg.min_lr})')
-    for name, lo, hi in (('drop_path', 0., 1.), ('label_smoothing', 0., 1.), ('ema_decay', 0., 1.),
-                         ('momentum', 0., 1.), ('decay_rate', 0., 1.)):
-        v = getattr(cfg, name)
-        if not lo <= v < hi and not (name == 'decay_rate' and v == 1.):
-            raise CLIError(f'--{name.replace("_", "-")}: expected a value in [{lo}, {hi}), got {v}')
-    for name in ('weight_decay', 'grad_clip', 'aux_weight'):
-        if getattr(cfg, name) < 0:
-            raise CLIError(f'--{name.replace("_", "-")}: expected >= 0, got {getattr(cfg, name)}')
-    if cfg.quiet and cfg.json:
-        raise CLIError('--quiet and --json contradict each other: --json already prints only JSON lines')
-
-
-def resolve_config(explicit: Mapping[str, Any]) -> TrainConfig:
-    """Defaults < preset (given, or the data set's) < explicit flags."""
-    explicit = dict(explicit)
-    preset = explicit.get('preset')
-    if preset is not None and preset not in PRESETS:
-        raise CLIError(f'--preset: unknown preset {preset!r}; expected one of {", ".join(PRESETS)}')
-    if preset is None:
-        dataset = explicit.get('dataset', TrainConfig.dataset)
-        if dataset not in DATASETS:
-            raise CLIError(f'--dataset: unknown data set {dataset!r}; expected one of {", ".join(DATASETS)}')
-        preset = DATASET_PRESET[dataset]
-    values = dict(PRESETS[preset], preset=preset)
-    values.update(explicit)
-    try:
-        cfg = TrainConfig(**values)
-    except TypeError as e:
-        raise CLIError(str(e)) from None
-    _check(cfg)
-    return cfg
-
-
-def _resume_config(explicit: Mapping[str, Any], out: Path) -> TrainConfig:
-    """The settings saved in ``out/config.json``, after checking that no flag given now contradicts them."""
-    path = out / CONFIG
-    try:
-        saved = json.loads(path.read_text(encoding='utf-8'))['settings']
-        base = TrainConfig(**saved)
-    except FileNotFoundError:
-        raise CLIError(f'--resume: {out} holds no run to resume ({CONFIG} not found)') from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise CLIError(f'--resume: {path} is not the configuration of an entrannas train run ({e})') from None
-    diff = sorted(k for k, v in explicit.items() if k not in RESUME_MUTABLE and saved.get(k) != v)
-    if diff:
-        detail = ', '.join(f'--{k.replace("_", "-")}: run {saved.get(k)!r}, now {explicit[k]!r}' for k in diff)
-        raise CLIError(f'--resume: the run in {out} was started with other settings ({detail}); resume without '
-                       'changing them (flags may be left out), or start a new --output')
-    cfg = dataclasses.replace(base, **{k: v for k, v in explicit.items() if k in RESUME_MUTABLE})
-    _check(cfg)
-    return cfg
 
 
 # ---- model --------------------------------------------------------------------------------------------------
@@ -474,7 +306,7 @@ def _all_reduce(t: torch.Tensor, dist: Dict[str, Any]) -> torch.Tensor:
 def _versions() -> Dict[str, str]:
     import timm
 
-    from . import __version__
+    from ..version import __version__
     return {'entrannas_timm': __version__, 'timm': timm.__version__, 'torch': torch.__version__}
 
 
@@ -483,7 +315,7 @@ def run(cfg: TrainConfig, explicit: Optional[Mapping[str, Any]] = None) -> Train
     out = _output_dir(cfg)
     ckpt = None
     if cfg.resume:
-        cfg = _resume_config(explicit if explicit is not None else {}, out)
+        cfg = resume_config(explicit if explicit is not None else {}, out)
         ckpt = load_checkpoint(out / CHECKPOINT)
     else:
         _check_output(out)
@@ -642,154 +474,3 @@ def _write_epoch(out: Path, trainer: _Trainer, rec: Dict[str, Any], records: Lis
         trainer.state_dict(), epoch=rec['epoch'], settings=json.dumps(cfg.to_dict()),
         metrics=[json.dumps(r) for r in records], best=json.dumps(best) if best else '', elapsed_s=elapsed))
     write_atomic(out / METRICS, ''.join(json.dumps(r) + '\n' for r in records))
-
-
-# ---- command line ---------------------------------------------------------------------------------------------
-_D = TrainConfig()
-
-
-def _preset_table() -> str:
-    keys = ('dataset', 'channels', 'layers', 'epochs', 'batch_size', 'lr', 'sched', 'warmup_epochs', 'weight_decay',
-            'label_smoothing', 'aux_weight', 'drop_path', 'cutout')
-    return '\n'.join(f'  {name:18s} ' + ' '.join(f'{k}={p[k]}' for k in keys if k in p) for name, p in PRESETS.items())
-
-
-_EPILOG = f"""\
-presets (docs/method.md, "Protocols"; explicit flags override every value; without --preset the data set's
-preset applies: cifar10/cifar100 -> cifar, imagenet/imagefolder -> imagenet, mnist/fashion-mnist -> fashion-mnist):
-{_preset_table()}
-
-A run directory holds config.json, metrics.jsonl, best.safetensors, last.safetensors and checkpoint.pt.
-
-examples:
-  entrannas train --genotype runs/search/genotype.json --dataset fashion-mnist --output runs/train-fm
-  entrannas train darts_v2_cifar10 --preset cifar --data-dir ~/data --output runs/darts-v2-c10
-  torchrun --nproc_per_node 8 -m entrannas_timm.train pc_darts_imagenet --preset imagenet-pc-darts \\
-      --data-dir /data/imagenet --output runs/pcdarts-in1k
-  entrannas train --resume --output runs/train-fm          # continue a stopped run exactly
-"""
-
-
-def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Every flag defaults to 'not given', so that presets fill what the user left out."""
-    p.add_argument('model', nargs='?', metavar='MODEL', help='registered model of the zoo (entrannas models), e.g. '
-                   'darts_v2_cifar10; default: the family network of the data (cellnet_cifar, or cellnet_imagenet '
-                   'for folder data) built from --genotype')
-    g = p.add_argument_group('what to train')
-    g.add_argument('--genotype', help="genotype: bundled name, .json file, or a search run directory (its "
-                   "genotype.json); default: MODEL's own")
-    g.add_argument('--preset', choices=list(PRESETS), help="evaluation protocol (listed below); default: the data "
-                   "set's")
-    g.add_argument('--channels', type=int, help="initial channels (default: the preset's, else the family's: "
-                   "36 CIFAR, 48 ImageNet)")
-    g.add_argument('--layers', type=int, help="cells; reductions at 1/3 and 2/3 depth (default: the preset's, else "
-                   "the family's: 20 CIFAR, 14 ImageNet)")
-    g = p.add_argument_group('data')
-    g.add_argument('--dataset', choices=DATASETS, help=f'data set (default {_D.dataset}); imagefolder = any '
-                   'ImageFolder root (train/ and val/ sub-folders) given by --data-dir')
-    g.add_argument('--data-dir', help=f'where the data set lives (default {_D.data_dir}); Fashion-MNIST is also '
-                   'found in /usr/share/datasets/fashion-mnist')
-    g.add_argument('--subset', type=int, metavar='N', help='train on the first N training images only (a random N '
-                   'for folders)')
-    g.add_argument('--val-subset', type=int, metavar='N', help='validate on the first N test images only (a random N '
-                   'of val/ for folders; default: all)')
-    g.add_argument('--image-size', type=int, help='input size (default: native; 224 for folders)')
-    g = p.add_argument_group('protocol (the preset fills these)')
-    g.add_argument('--epochs', type=int, help='training epochs')
-    g.add_argument('--batch-size', type=int, help='global batch size, split over torchrun processes and --grad-accum')
-    g.add_argument('--lr', type=float, help='SGD learning rate (momentum, DARTS: weight decay on every weight)')
-    g.add_argument('--min-lr', type=float, help='final learning rate of the cosine / linear schedule')
-    g.add_argument('--sched', choices=SCHEDULES, help='learning-rate schedule per epoch: cosine (to --min-lr), step '
-                   '(x --decay-rate every epoch), linear (to --min-lr)')
-    g.add_argument('--decay-rate', type=float, help=f'--sched step: factor per epoch (default {_D.decay_rate})')
-    g.add_argument('--warmup-epochs', type=int, help='linear warm-up epochs, starting at lr / warmup-epochs')
-    g.add_argument('--momentum', type=float, help=f'SGD momentum (default {_D.momentum})')
-    g.add_argument('--weight-decay', type=float, help='weight decay')
-    g.add_argument('--grad-clip', type=float, help='gradient norm clip (0 = off)')
-    g.add_argument('--label-smoothing', type=float,
-                   help='label smoothing of the loss (timm LabelSmoothingCrossEntropy)')
-    g.add_argument('--aux-weight', type=float, help='weight of the auxiliary head loss (0 = no auxiliary head); the '
-                   'head is for training only and never exported')
-    g.add_argument('--drop-path', type=float, help='drop-path probability reached at the last epoch, ramped '
-                   'linearly from 0 (DARTS)')
-    g.add_argument('--cutout', type=int, metavar='PIXELS', help='Cutout square side (DARTS form: centre anywhere, '
-                   'clipped at the borders; 0 = off)')
-    g.add_argument('--ema', action='store_true', help='also keep an exponential moving average of the weights '
-                   '(timm ModelEmaV3), validated every epoch and saved as *_ema.safetensors')
-    g.add_argument('--ema-decay', type=float, help=f'EMA decay per step (default {_D.ema_decay})')
-    g.add_argument('--grad-accum', type=int, help='split every batch into N accumulation steps (same result as N '
-                   'processes; default 1)')
-    g = p.add_argument_group('execution')
-    g.add_argument('--device', help='cpu, cuda or cuda:N (default cuda if available; torchrun: one GPU per process)')
-    g.add_argument('--threads', type=int, help='CPU threads per process (default: torch default)')
-    g.add_argument('--workers', type=int, help='data loader processes (default: 0 for the small in-memory data sets, '
-                   'whose batches are augmented on the device; the CPU count, at most 8, for folders)')
-    g.add_argument('--amp', action='store_true', help='bfloat16 autocast (CUDA, or CPUs with bf16 support)')
-    g.add_argument('--channels-last', action='store_true', help='channels_last memory format')
-    g.add_argument('--compile', action='store_true', help='torch.compile the training network (takes minutes on CPU)')
-    g.add_argument('--seed', type=int, help=f'seed of weights, data order and augmentation (default {_D.seed})')
-    g = p.add_argument_group('output')
-    g.add_argument('--output', help='run directory (default runs/train-MODEL-DATASET-sSEED)')
-    g.add_argument('--resume', action='store_true', help="continue the run in --output from its checkpoint.pt, "
-                   "with its saved settings (flags may be left out; changed ones are refused)")
-    g.add_argument('--quiet', action='store_true', help='print nothing but errors')
-    g.add_argument('--json', action='store_true', help='print only JSON lines: one per epoch, then a "done" line')
-    p.set_defaults(func=_cli_train)
-    return p
-
-
-def _explicit(args: argparse.Namespace) -> Dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None and not (k == 'model' and v is None)}
-
-
-def _cli_train(args: argparse.Namespace) -> int:
-    explicit = _explicit(args)
-    if explicit.get('resume'):
-        cfg = TrainConfig(output=explicit.get('output'), resume=True)
-        if cfg.output is None:
-            raise CLIError('--resume needs --output RUN_DIR (the run to continue)')
-    else:
-        cfg = resolve_config(explicit)
-    try:
-        run(cfg, explicit)
-    except (GenotypeError, DataError) as e:
-        raise CLIError(str(e)) from None
-    return 0
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``entrannas train``."""
-    p = subparsers.add_parser(
-        'train', help='train a zoo model or any genotype (presets: the papers\' protocols)',
-        description=__doc__.split('\n\n')[0].split(': ', 1)[1], epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
-    return add_arguments(p)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='python -m entrannas_timm.train', epilog=_EPILOG,
-                                description=__doc__.split('\n\n')[0].split(': ', 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                argument_default=argparse.SUPPRESS)
-    return add_arguments(p)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m entrannas_timm.train``: the same command as ``entrannas train``, errors as one line."""
-    args = build_parser().parse_args(argv)
-    try:
-        return _cli_train(args)
-    except CLIError as e:
-        if os.environ.get('ENTRANNAS_DEBUG'):
-            raise
-        print(f'entrannas train: error: {e}', file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print('interrupted; the last checkpoint (end of the last finished epoch) is kept; continue with --resume',
-              file=sys.stderr)
-        return 130
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
-from .checkpoint import non_finite
-from .files import write_atomic
-from .genotype import Genotype, GenotypeError
-from .ops import OPS
+from ..models.genotype import Genotype, GenotypeError
+from ..models.ops import OPS
+from ..utils.files import write_atomic
+from ..utils.finite import non_finite
 
 __all__ = [
     'CONFIG_FILE', 'METRICS_FILE', 'CHECKPOINT_FILE', 'GENOTYPE_FILE', 'RUN_FILES', 'LIMITS', 'EPOCH_FIELDS',

@@ -16,9 +16,9 @@ from typing import Any, Dict, Optional, Union
 from timm.models import get_pretrained_cfg, push_to_hf_hub, save_for_hf
 from timm.models._hub import generate_readme  # timm's model-card format; timm.models does not export it
 
-from .genotype import Genotype
-from .models import GENERIC_MODELS, HF_ORG, MODEL_GENOTYPES, WEIGHTS_FILE
-from .network import CellNetwork
+from ..models.genotype import Genotype
+from ..models.network import CellNetwork
+from ..models.registry import GENERIC_MODELS, HF_ORG, MODEL_GENOTYPES, WEIGHTS_FILE
 
 __all__ = ['CITATIONS', 'model_args', 'model_card', 'save_pretrained', 'push_to_hub']
 

@@ -1,6 +1,6 @@
 """timm registration: pretrained configs and ``@register_model`` entrypoints of the model zoo.
 
-Every entrypoint builds :class:`~entrannas_timm.network.CellNetwork` from its bundled genotype, and
+Every entrypoint builds :class:`~entrannas_timm.models.network.CellNetwork` from its bundled genotype, and
 accepts ``genotype=`` (bundled name, file path, dict or :class:`Genotype`) to build any genotype in that
 family. Weights are configuration: each ``name.tag`` lives at ``hf-hub:{HF_ORG}/name.tag`` as
 safetensors and loads through timm's own loader.
@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
-from .data import DATASET_STATS
+from .constants import DATASET_STATS
 from .genotype import Genotype, GenotypeError, GenotypeLike
 from .network import CellFeatureGetter, CellNetwork
 

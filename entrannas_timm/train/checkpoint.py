@@ -11,25 +11,24 @@
     RUN/checkpoint.pt        everything a resume needs (weights with the auxiliary head, optimizer, scheduler,
                              EMA, metrics); plain tensors and numbers, loadable with ``weights_only=True``
 
-Every file is written atomically (:func:`~entrannas_timm.files.write_atomic`) and only after every tensor and
+Every file is written atomically (:func:`~entrannas_timm.utils.files.write_atomic`) and only after every tensor and
 metric in it was checked finite, so a crash or a diverged run never leaves a damaged or poisoned file behind.
 """
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 
-from .errors import CLIError
-from .files import write_atomic
+from ..utils.errors import CLIError
+from ..utils.files import write_atomic
 
 __all__ = [
     'CONFIG', 'METRICS', 'CHECKPOINT', 'WEIGHTS', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'inference_state',
-    'non_finite', 'save_weights', 'load_weights', 'load_into', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
+    'save_weights', 'load_weights', 'load_into', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
     'read_config',
     'read_run',
     'run_weights', 'build_run_model', 'is_run_dir',
@@ -50,23 +49,6 @@ def inference_state(model: nn.Module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().to('cpu').contiguous() for k, v in model.state_dict().items()
             if not k.startswith('aux_head.')}
 
-
-def non_finite(obj: Any, prefix: str = '') -> List[str]:
-    """Names of the non-finite tensors and numbers in a nested structure (state dicts, metrics)."""
-    bad: List[str] = []
-    if isinstance(obj, torch.Tensor):
-        if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
-            bad.append(prefix or '<tensor>')
-    elif isinstance(obj, float):
-        if not math.isfinite(obj):
-            bad.append(prefix or '<number>')
-    elif isinstance(obj, Mapping):
-        for k, v in obj.items():
-            bad += non_finite(v, f'{prefix}.{k}' if prefix else str(k))
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            bad += non_finite(v, f'{prefix}[{i}]')
-    return bad
 
 
 def save_weights(path: Union[str, Path], state: Mapping[str, torch.Tensor],

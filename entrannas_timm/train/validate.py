@@ -16,12 +16,12 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from ..data.datasets import DataError
+from ..data.loader import DATASETS, ImageData, default_workers, eval_batches, load_data
+from ..models.genotype import Genotype, GenotypeError
+from ..models.registry import MODEL_GENOTYPES, WEIGHTS_FILE
+from ..utils.errors import CLIError
 from .checkpoint import build_run_model, is_run_dir, load_into, load_weights, read_config
-from .data import DataError
-from .errors import CLIError
-from .genotype import Genotype, GenotypeError
-from .loader import DATASETS, ImageData, default_workers, eval_batches, load_data
-from .models import MODEL_GENOTYPES, WEIGHTS_FILE
 
 __all__ = ['evaluate', 'load_model', 'validate', 'add_cli']
 

@@ -1,0 +1,2 @@
+"""The package version: the one place it is defined (pyproject.toml reads it)."""
+__version__ = '0.1.0'
