@@ -26,12 +26,13 @@ TIMM_TESTS = ROOT / '.cache' / 'timm-tests' / f'timm-{timm.__version__}' / 'test
 MODELS: List[str] = sorted(entrannas_timm.MODEL_GENOTYPES)
 TAGGED: List[str] = timm.list_models(MODELS, include_tags=True)
 IMAGENET = [m for m in MODELS if entrannas_timm.MODEL_GENOTYPES[m][1] == 'imagenet']
-# timm's per-model tests (below) exercise CellNetwork's API, which a genotype does not change; they run on the
-# original zoo and, of the DARTS-family zoo, on one model per cell or network feature the others lack: absent nodes
-# and node drop path (fairdarts_a_cifar10), a width other than the family's (gdas_imagenet, 50 channels) and a 3x
-# ImageNet stem (cdarts_imagenet). Every registered tag runs the cfg test; tests/test_network.py builds every cell.
-PER_MODEL: List[str] = ['cellnet_cifar', 'cellnet_imagenet', 'darts_v1_cifar10', 'darts_v2_cifar10',
-                        'darts_v2_imagenet', 'pc_darts_cifar10', 'pc_darts_imagenet', 'fairdarts_a_cifar10',
+# timm's per-model tests (below) exercise CellNetwork's API, which a genotype does not change, so they run on one
+# model per cell or network feature: the DARTS cell in each family (darts_v2_*; cellnet_* build the same networks,
+# darts_v1 and pc_darts the same kind of cell), nodes with many inputs and several ops on one edge (the sparsest
+# DST cell, entrannas_dst_lam02_cifar10), absent nodes and node drop path (fairdarts_a_cifar10), a width other than
+# the family's (gdas_imagenet, 50 channels) and a 3x ImageNet stem (cdarts_imagenet). Every registered tag runs the
+# cfg test; tests/test_network.py builds every cell.
+PER_MODEL: List[str] = ['darts_v2_cifar10', 'darts_v2_imagenet', 'entrannas_dst_lam02_cifar10', 'fairdarts_a_cifar10',
                         'gdas_imagenet', 'cdarts_imagenet']
 
 # upstream tests parametrized over every timm model (list_models): run for PER_MODEL.
