@@ -89,6 +89,14 @@ def _peak_mem_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def _load_avg() -> Optional[List[float]]:
+    """The machine's 1, 5 and 15 minute load averages (None where the platform has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -296,6 +304,7 @@ class _Run:
     kept: _Kept
     start_epoch: int = 0
     elapsed: float = 0.
+    load_start: Optional[List[float]] = None
     records: List[Dict[str, Any]] = field(default_factory=list)
     lines: List[str] = field(default_factory=list)   # metrics.jsonl, one line per record
     written: List[str] = field(default_factory=list)
@@ -390,7 +399,7 @@ def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: 
     scheduler, _ = create_scheduler_v2(searcher.weight_optimizer, sched='cosine', num_epochs=cfg.epochs,
                                        min_lr=cfg.min_lr, **lr_warmup(cfg))
     r = _Run(cfg, out, info, device, printer, data, train_loader, val_loader, model, searcher, scheduler,
-             _CostCache(cfg, data), kept)
+             _CostCache(cfg, data), kept, load_start=_load_avg())
     if ckpt is not None:
         try:
             searcher.load_state_dict(ckpt)
@@ -398,6 +407,7 @@ def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: 
             raise ResumeError(f'--resume: the checkpoint does not fit this super-net ({e})') from None
         r.start_epoch, r.elapsed, r.lines = ckpt['epoch'], float(ckpt.get('elapsed_s', 0.)), list(ckpt['metrics'])
         r.records = [json.loads(line) for line in r.lines]  # checked by _load_checkpoint
+        r.load_start = ckpt.get('load_avg_start', r.load_start)
     if info.is_main:
         r.write(CONFIG_FILE, lambda p: write_config(p, cfg.to_dict()))
         if ckpt is not None:  # drop records written after the checkpoint by the interrupted run
@@ -497,7 +507,7 @@ def _checkpoint(r: _Run, epoch: int, rec: Dict[str, Any]) -> None:
     """
     state = dict(r.searcher.state_dict(), format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION, epoch=epoch + 1,
                  config=r.cfg.to_dict(), scheduler=r.scheduler.state_dict(), metrics=list(r.lines),
-                 elapsed_s=r.elapsed)
+                 elapsed_s=r.elapsed, load_avg_start=r.load_start)
     bad = non_finite({k: state[k] for k in ('model', 'weight_optimizer', 'arch_optimizer')})
     if not r.all_ranks(not bad):
         raise r.non_finite(f'values in {bad[0]}' if bad else 'values on another rank', epoch)
@@ -519,15 +529,19 @@ def _provenance(r: _Run) -> Dict[str, Any]:
     """How the genotype was found: settings, engine cells, cost, code, final metrics, evaluation network."""
     cfg, device, world = r.cfg, r.device, r.info.world_size
     last = r.records[-1] if r.records else {}
-    cost_key = 'gpu_days' if device.type == 'cuda' else 'cpu_hours'
+    # docs/method.md, *Search cost*: wall and process CPU seconds of the search's epochs, each under its own name
+    cost: Dict[str, Any] = {
+        'wall_s': round(r.elapsed, 2), 'cpu_s': round(sum(rec['epoch_cpu_s'] for rec in r.records), 2),
+        'devices': world, 'device': device.type,
+        'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
+        'threads': torch.get_num_threads(), 'load_avg_start': r.load_start, 'load_avg_end': _load_avg()}
+    if device.type == 'cuda':  # the papers' convention: wall time x GPUs
+        cost['gpu_days'] = round(r.elapsed * world / 86400, 6)
     return search_provenance(
         method=cfg.method, dataset=r.data.name, seed=cfg.seed, epochs=cfg.epochs,
         search_settings={k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE},
         engine_cells=list(r.model.engine_cell_indices),
-        search_cost={'wall_time_s': round(r.elapsed, 2), 'devices': world, 'device': device.type,
-                     'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'),
-                     cost_key: round(r.elapsed * world / (86400 if device.type == 'cuda' else 3600), 6),
-                     'process_cpu_s': round(sum(rec['epoch_cpu_s'] for rec in r.records), 2)},
+        search_cost=cost,
         code_version=_code_version(),
         metrics={k: last.get(k) for k in ('train_acc', 'val_acc', 'train_loss', 'val_loss', 'params', 'macs')},
         evaluation_network={'stem': r.cost.family, 'channels': r.cost.channels, 'layers': r.cost.layers,
