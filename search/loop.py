@@ -3,10 +3,12 @@
 :class:`~search.searcher.Searcher` holds one search step (both optimisers, AMP, DDP) and is shared with
 ``search.bench``; :func:`run` drives the run in named steps: ``_set_up`` (device, data, super-net, resume),
 then per epoch ``_train_epoch``, ``_record`` and ``_checkpoint``, then ``_finish`` (provenance, genotype).
-The run directory's files are written and read through ``entrannas_timm.records``.
+The run directory's files are written and read through ``entrannas_timm.records``; the consistency measurement
+(``--consistency-epochs``, docs/method.md, *Consistency*) through :mod:`search.consistency`.
 
 A checkpoint is written only when every tensor of the state and every recorded metric is finite, and
-``metrics.jsonl`` never runs ahead of it; every message about a stopped run (divergence, failed write,
+``metrics.jsonl`` never runs ahead of it (nor does ``consistency.jsonl``: a resumed run drops the measurements of
+later epochs and takes them again); every message about a stopped run (divergence, failed write,
 Ctrl-C) names the checkpoint that exists, or says none does.
 
 Reproducibility: every epoch reseeds the RNGs from ``(seed, epoch)`` and shuffles with
@@ -54,7 +56,16 @@ from entrannas_timm.records import (
 )
 
 from .config import RESUME_MUTABLE, ConfigError, SearchConfig
-from .data import SearchData, build_search_data
+from .consistency import (
+    CONSISTENCY_FILE,
+    ConsistencySettings,
+    Progress,
+    append_consistency,
+    keep_consistency,
+    measure,
+    summary,
+)
+from .data import HeldOut, SearchData, build_heldout_data, build_search_data
 from .distributed import DistInfo, all_equal, broadcast_tensors, init_distributed, shutdown_distributed
 from .searcher import NonFiniteLossError, Searcher, SearchError, arch_lr_at, build_model, lr_warmup
 from .supernet import SearchNetwork
@@ -192,7 +203,7 @@ def _check_output(cfg: SearchConfig, out: Path) -> Optional[Path]:
         raise ConfigError(f'--output: {blocker} is a file, not a directory; choose a directory for the run')
     if cfg.resume is not None:
         return Path(cfg.resume) if cfg.resume != 'auto' else out / CHECKPOINT_FILE
-    existing = [n for n in (CHECKPOINT_FILE, METRICS_FILE, GENOTYPE_FILE) if (out / n).exists()]
+    existing = [n for n in (CHECKPOINT_FILE, METRICS_FILE, GENOTYPE_FILE, CONSISTENCY_FILE) if (out / n).exists()]
     if existing:
         raise ConfigError(f'--output: {out} already holds a run ({", ".join(existing)}); pass --resume to '
                           'continue it or choose another --output (nothing was overwritten)')
@@ -302,10 +313,12 @@ class _Run:
     scheduler: Any
     cost: _CostCache
     kept: _Kept
+    heldout: Optional[HeldOut] = None   # the consistency measurement's split, when --consistency-epochs is given
     start_epoch: int = 0
     elapsed: float = 0.
     load_start: Optional[List[float]] = None
     records: List[Dict[str, Any]] = field(default_factory=list)
+    consistency: List[Dict[str, Any]] = field(default_factory=list)   # this search's measurements so far
     lines: List[str] = field(default_factory=list)   # metrics.jsonl, one line per record
     written: List[str] = field(default_factory=list)
 
@@ -398,8 +411,9 @@ def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: 
     searcher = Searcher(model, cfg, device, info)
     scheduler, _ = create_scheduler_v2(searcher.weight_optimizer, sched='cosine', num_epochs=cfg.epochs,
                                        min_lr=cfg.min_lr, **lr_warmup(cfg))
+    heldout = build_heldout_data(cfg, cfg.consistency_images) if cfg.consistency_epochs else None
     r = _Run(cfg, out, info, device, printer, data, train_loader, val_loader, model, searcher, scheduler,
-             _CostCache(cfg, data), kept, load_start=_load_avg())
+             _CostCache(cfg, data), kept, heldout, load_start=_load_avg())
     if ckpt is not None:
         try:
             searcher.load_state_dict(ckpt)
@@ -412,6 +426,12 @@ def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: 
         r.write(CONFIG_FILE, lambda p: write_config(p, cfg.to_dict()))
         if ckpt is not None:  # drop records written after the checkpoint by the interrupted run
             r.write(METRICS_FILE, lambda p: write_metrics(p, r.lines))
+            try:
+                r.consistency = keep_consistency(out, ckpt['epoch'])
+            except RecordError as e:
+                raise ResumeError(f'--resume: {e}') from None
+            except OSError as e:
+                raise SearchError(f'cannot write {out / CONSISTENCY_FILE}: {_os_reason(e)}; {kept}') from None
     return r
 
 
@@ -424,10 +444,14 @@ def _epoch(r: _Run, epoch: int) -> None:
     lr = r.searcher.weight_optimizer.param_groups[0]['lr']
     train = _train_epoch(r, epoch, lr)
     rec = _record(r, epoch, lr, train, t0, cpu0)
+    measured = _consistency(r, epoch)
     _checkpoint(r, epoch, rec)
     eta = r.elapsed / (epoch + 1 - r.start_epoch) * (r.cfg.epochs - epoch - 1)
     r.printer.text(_summary(rec, eta))
     r.printer.json(rec)
+    if measured is not None:
+        r.printer.text(summary(measured))
+        r.printer.json({'event': 'consistency', **measured})
 
 
 def _train_epoch(r: _Run, epoch: int, lr: float) -> torch.Tensor:
@@ -500,6 +524,23 @@ def _record(r: _Run, epoch: int, lr: float, train: torch.Tensor, t0: float, cpu0
     return rec
 
 
+def _consistency(r: _Run, epoch: int) -> Optional[Dict[str, Any]]:
+    """The consistency measurement after the chosen epochs (every rank measures, so none waits in a collective;
+    rank 0 writes consistency.jsonl). It is timed apart from the epoch: not in ``epoch_time_s`` / ``epoch_cpu_s``."""
+    if not r.cfg.consistency_epochs or epoch + 1 not in r.cfg.consistency_epochs:
+        return None
+    assert r.heldout is not None
+    r.kept.phase = f'the consistency measurement after epoch {epoch + 1}'
+    rec = measure(r.model, r.data, r.heldout, ConsistencySettings.from_config(r.cfg), epoch=epoch + 1,
+                  epochs=r.cfg.epochs, method=r.cfg.method, source='search', workers=r.cfg.workers,
+                  progress=Progress(bar=r.printer.mode == 'text'))
+    r.kept.phase = f'epoch {epoch + 1}'
+    r.consistency.append(rec)
+    if r.info.is_main:
+        r.write(CONSISTENCY_FILE, lambda p: append_consistency(r.out, rec))
+    return rec
+
+
 def _checkpoint(r: _Run, epoch: int, rec: Dict[str, Any]) -> None:
     """Save the end of ``epoch`` if every tensor of the state is finite (a good checkpoint), then metrics.jsonl.
 
@@ -537,6 +578,9 @@ def _provenance(r: _Run) -> Dict[str, Any]:
         'threads': torch.get_num_threads(), 'load_avg_start': r.load_start, 'load_avg_end': _load_avg()}
     if device.type == 'cuda':  # the papers' convention: wall time x GPUs
         cost['gpu_days'] = round(r.elapsed * world / 86400, 6)
+    if r.consistency:
+        cost['consistency_cpu_s'] = round(sum(c['cpu_s'] for c in r.consistency), 2)
+        cost['consistency_wall_s'] = round(sum(c['wall_s'] for c in r.consistency), 2)
     return search_provenance(
         method=cfg.method, dataset=r.data.name, seed=cfg.seed, epochs=cfg.epochs,
         search_settings={k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE},
