@@ -22,7 +22,7 @@ from pathlib import Path
 
 from entrannas_timm import Genotype
 from entrannas_timm.hub.export import read_run_records
-from entrannas_timm.reports.records import read_config, read_metrics
+from entrannas_timm.reports.records import read_config, read_metrics, search_cost_seconds
 from entrannas_timm.utils.files import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,8 +134,9 @@ def bundle(name: str) -> None:
         command=' '.join(['python', '-m', 'search', *SEARCHES[name], *SEARCH_PROTOCOL]),
         image_size=summary['image_size'], arch_steps=summary['arch_steps'],
         stable_from_epoch=summary['stable_from_epoch'], converged=summary['converged'])
-    # records written before search_cost had it: the same sum of the epochs' process CPU time
-    prov['search_cost'].setdefault('process_cpu_s', round(summary['cpu_h'] * 3600, 2))
+    # records written before search_cost had it (as cpu_s or process_cpu_s): the same sum of the epochs' CPU time
+    if search_cost_seconds(prov['search_cost'])['cpu_s'] is None:
+        prov['search_cost']['process_cpu_s'] = round(summary['cpu_h'] * 3600, 2)
     Genotype.from_dict(genotype).save(ROOT / 'genotypes' / f'{name}.json')
 
 

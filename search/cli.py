@@ -1,4 +1,5 @@
-"""``python -m search``: the command line of the search (flags -> :class:`SearchConfig` -> :func:`loop.run`)."""
+"""``python -m search``: the command line of the search (flags -> :class:`SearchConfig` -> :func:`loop.run`);
+``python -m search consistency RUN`` measures a run's consistency (:mod:`search.consistency`)."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +32,8 @@ examples:
   python -m search --method entrannas-dst --dataset fashion-mnist --epochs 50 --output runs/dst-fm-s0
   torchrun --nproc_per_node 8 -m search --preset imagenet --method entrannas-dst --data-dir /data/imagenet
   python -m search --method darts --synthetic --subset 64 --epochs 1 --output /tmp/smoke
+  python -m search --preset cifar10 --method entrannas-dst --consistency-epochs 10,25,end --output runs/dst
+  python -m search consistency runs/dst --batches 20 --steps 200   (see python -m search consistency --help)
 """
 
 
@@ -120,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
                    'logged (default 36 CIFAR-like, 48 ImageNet)')
     g.add_argument('--eval-layers', type=int, help='cells of that evaluation network (default 20 / 14)')
 
+    g = p.add_argument_group('consistency (docs/method.md, Consistency; off by default)')
+    g.add_argument('--consistency-epochs', metavar='EPOCHS', help="after these epochs (comma-separated, 1-based, "
+                   "'end' = the last), measure on the held-out split the super-net, the derived network with "
+                   'inherited weights, after batch-norm re-calibration, after a short fine-tune, and trained from '
+                   'scratch; written to consistency.jsonl, timed apart from the epochs')
+    g.add_argument('--consistency-batches', type=int, metavar='N', help='training batches that re-estimate the '
+                   f'derived network\'s batch-norm statistics (default {_D.consistency_batches})')
+    g.add_argument('--consistency-steps', type=int, metavar='S', help='fine-tune and from-scratch SGD steps '
+                   f'(default {_D.consistency_steps})')
+    g.add_argument('--consistency-images', type=int, metavar='M', help='measure the first M held-out images '
+                   '(default: the whole held-out split)')
+    g.add_argument('--consistency-lr', type=float, metavar='LR', help='constant SGD learning rate of the fine-tune '
+                   'and the from-scratch training (default: --lr)')
+
     g = p.add_argument_group('execution')
     g.add_argument('--device', help='cpu, cuda or cuda:N (default cuda if available; torchrun: one GPU per rank)')
     g.add_argument('--threads', type=int, help='CPU threads per process (default: torch default)')
@@ -153,12 +170,16 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> SearchConfig:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ['consistency']:
+        from .consistency import main as consistency_main
+        return consistency_main(args[1:])
     from entrannas_timm import GenotypeError  # heavy imports only once the flags are valid
 
     from .data import DataError
     from .loop import SearchError, run
     try:
-        cfg = parse_config(argv)
+        cfg = parse_config(args)
         run(cfg)
     except (ConfigError, DataError, SearchError, GenotypeError) as e:
         print(f'error: {e}', file=sys.stderr)

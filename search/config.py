@@ -11,13 +11,13 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from .methods import METHODS, SettingError, create_method, method_settings, parse_engine_cells
 
 __all__ = [
     'METHODS', 'DATASETS', 'PRESETS', 'SearchConfig', 'ConfigError', 'resolve_config', 'RESUME_MUTABLE',
-    'parse_engine_cells', 'check_ranges', 'MIN_IMAGE_SIZE', 'ARCH_LR_SCHEDULES',
+    'parse_engine_cells', 'check_ranges', 'MIN_IMAGE_SIZE', 'ARCH_LR_SCHEDULES', 'parse_consistency_epochs',
 ]
 
 DATASETS: Tuple[str, ...] = ('cifar10', 'cifar100', 'mnist', 'fashion-mnist', 'imagenet', 'imagefolder')
@@ -118,6 +118,12 @@ class SearchConfig:
     resume: Optional[str] = None
     export_genotype: Optional[str] = None
     allow_unsearched_genotype: bool = False   # write a genotype even if the architecture was never updated
+    # consistency measurement (docs/method.md, *Consistency*): after these epochs (1-based; None = off)
+    consistency_epochs: Optional[List[int]] = None
+    consistency_batches: int = 10             # N: training batches that re-estimate the batch-norm statistics
+    consistency_steps: int = 100              # S: fine-tune (and from-scratch) training steps
+    consistency_images: Optional[int] = None  # held-out images measured (None -> the whole held-out split)
+    consistency_lr: Optional[float] = None    # fine-tune / from-scratch SGD learning rate (None -> --lr)
     quiet: bool = False
     json: bool = False
 
@@ -143,8 +149,10 @@ class SearchConfig:
 
 
 # settings that may change between a run and its --resume (everything else must match the checkpoint)
+# (the consistency measurement runs on its own random streams, so it never changes the search's results)
 RESUME_MUTABLE = frozenset({'output', 'resume', 'export_genotype', 'quiet', 'json', 'workers', 'data_dir', 'device',
-                            'threads', 'allow_unsearched_genotype'})
+                            'threads', 'allow_unsearched_genotype', 'consistency_epochs', 'consistency_batches',
+                            'consistency_steps', 'consistency_images', 'consistency_lr'})
 
 def resolve_config(explicit: Mapping[str, Any]) -> SearchConfig:
     """Defaults < preset < explicit flags, then method defaults and consistency checks."""
@@ -165,6 +173,7 @@ def resolve_config(explicit: Mapping[str, Any]) -> SearchConfig:
     except TypeError as e:
         raise ConfigError(str(e)) from None
     check_ranges(cfg, set(explicit))
+    cfg.consistency_epochs = parse_consistency_epochs(cfg.consistency_epochs, cfg.epochs)
     _check(cfg)
     _resolve_method(cfg)
     if cfg.stem is None:
@@ -228,9 +237,11 @@ def _check(cfg: SearchConfig) -> None:
 MIN_IMAGE_SIZE: Dict[str, int] = {'cifar': 3, 'imagenet': 17}
 _DEVICE = re.compile(r'cpu|cuda(:\d{1,4})?')
 _FLOATS = ('temperature', 'lam', 'init_threshold', 'train_portion', 'imagenet_portion', 'lr', 'min_lr', 'momentum',
-           'weight_decay', 'grad_clip', 'arch_lr', 'arch_weight_decay', 'threshold_decay', 'arch_grad_clip')
+           'weight_decay', 'grad_clip', 'arch_lr', 'arch_weight_decay', 'threshold_decay', 'arch_grad_clip',
+           'consistency_lr')
 _POSITIVE_INTS = ('epochs', 'batch_size', 'channels', 'nodes', 'stem_multiplier', 'layers', 'subset', 'image_size',
-                  'in_chans', 'num_classes', 'pc_k', 'eval_channels', 'eval_layers', 'threads')
+                  'in_chans', 'num_classes', 'pc_k', 'eval_channels', 'eval_layers', 'threads', 'consistency_batches',
+                  'consistency_steps', 'consistency_images')
 
 
 def _flag(name: str) -> str:
@@ -259,7 +270,7 @@ def check_ranges(cfg: SearchConfig, explicit: Set[str] = frozenset()) -> None:
     _in(cfg, 'workers', lambda v: isinstance(v, int) and v >= 0, 'an integer >= 0')
     for name in ('arch_warmup_epochs', 'lr_warmup_epochs'):
         _in(cfg, name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an integer >= 0')
-    for name in ('lr', 'arch_lr', 'temperature'):
+    for name in ('lr', 'arch_lr', 'temperature', 'consistency_lr'):
         _in(cfg, name, lambda v: v > 0, 'a number > 0')
     for name in ('min_lr', 'weight_decay', 'arch_weight_decay', 'grad_clip', 'arch_grad_clip'):
         _in(cfg, name, lambda v: v >= 0, 'a number >= 0 (0 = off)' if 'clip' in name else 'a number >= 0')
@@ -278,3 +289,39 @@ def check_ranges(cfg: SearchConfig, explicit: Set[str] = frozenset()) -> None:
                           f'{cfg.epochs}: the architecture would never be updated and the genotype would be the '
                           'random initial one. Give more --epochs or fewer --arch-warmup-epochs, or pass '
                           '--allow-unsearched-genotype if that is what you want')
+
+
+def parse_consistency_epochs(value: Union[str, Sequence[int], None], epochs: int) -> Optional[List[int]]:
+    """The epochs after which the search measures its consistency (docs/method.md, *Consistency*), sorted.
+
+    ``value``: None, '' or 'off' (no measurement); or comma-separated 1-based epochs and/or 'end' (the last
+    epoch), such as '10,25,end'; or a list of epochs (as config.json holds them).
+    """
+    if value is None:
+        return None
+    flag = '--consistency-epochs'
+    items: List[Any]
+    if isinstance(value, str):
+        if value.strip().lower() in ('', 'off'):
+            return None
+        items = [v.strip().lower() for v in value.split(',')]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ConfigError(f"{flag}: expected comma-separated epochs or 'end', got {value!r}")
+    out = set()
+    for item in items:
+        if item == 'end':
+            out.add(epochs)
+            continue
+        if isinstance(item, int) and not isinstance(item, bool):
+            e: Optional[int] = item
+        else:
+            e = int(item) if isinstance(item, str) and item.isdigit() else None
+        if e is None or not 1 <= e <= epochs:
+            raise ConfigError(f"{flag}: expected comma-separated epochs in 1..{epochs} (--epochs) or 'end', such "
+                              f"as 10,25,end; got {value!r}")
+        out.add(e)
+    if not out:
+        raise ConfigError(f"{flag}: no epoch given (use 'end' for the last one)")
+    return sorted(out)

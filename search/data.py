@@ -1,4 +1,5 @@
-"""Search data: the two disjoint splits of a training set (weights / architecture) (docs/method.md, *Protocols*).
+"""Search data: the two disjoint splits of a training set (weights / architecture) (docs/method.md, *Protocols*),
+and the held-out split the consistency measurement evaluates on (docs/method.md, *Consistency*).
 
 CIFAR-like sets split their training images ``train_portion`` / rest (half / half by default, as DARTS);
 ImageNet and other large folders use two disjoint random ``imagenet_portion`` samples per seed. Small
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch.utils.data import Dataset, Subset
@@ -28,7 +29,8 @@ from entrannas_timm.models.constants import DATASET_STATS
 
 from .config import ConfigError, SearchConfig
 
-__all__ = ['SearchData', 'DataError', 'build_search_data', 'read_idx', 'read_mnist_like', 'DEBIAN_FASHION_MNIST']
+__all__ = ['SearchData', 'HeldOut', 'DataError', 'build_search_data', 'build_heldout_data', 'read_idx',
+           'read_mnist_like', 'DEBIAN_FASHION_MNIST']
 
 @dataclass
 class SearchData:
@@ -54,6 +56,15 @@ class SyntheticImages(Dataset):
 
     def __getitem__(self, i: int) -> Tuple[torch.Tensor, int]:
         return self.images[i], int(self.labels[i])
+
+
+@dataclass
+class HeldOut:
+    """A held-out split with evaluation transforms: ``split`` names it in the records, ``transform`` says how
+    its images are prepared."""
+    data: Dataset
+    split: str
+    transform: str
 
 
 def _small_transform(dataset: str, size: int, native: int) -> Callable:
@@ -126,3 +137,49 @@ def build_search_data(cfg: SearchConfig) -> SearchData:
         raise ConfigError(f'{cfg.dataset}: an empty split (weights {len(train)}, architecture {len(val)} images)')
     return SearchData(train, val, c, k, size, cfg.dataset)
 
+
+
+def build_heldout_data(cfg: SearchConfig, images: Optional[int] = None) -> HeldOut:
+    """The held-out split of ``cfg.dataset`` with evaluation transforms, its first ``images`` images (all: None).
+
+    Neither search split: CIFAR, MNIST and Fashion-MNIST use their test set, ImageNet and ImageFolder data the
+    ``val/`` folder next to ``train/``, synthetic data a third fixed random set. Evaluation transforms: the
+    small sets are resized to the search's image size (when it differs) and normalised, folders resized to
+    8/7 of it and centre-cropped; no augmentation.
+    """
+    size = cfg.image_size
+    if cfg.synthetic:
+        c, native, k = DATASET_SHAPES[cfg.dataset]
+        c, k = cfg.in_chans or c, cfg.num_classes or k
+        n = images or cfg.subset or 256
+        data: Dataset = SyntheticImages(n, c, size or native, k, seed=1_000_003 + cfg.seed)
+        return HeldOut(data, 'synthetic held-out', 'none (random images)')
+    if cfg.dataset in ('imagenet', 'imagefolder'):
+        from torchvision import datasets
+        root = Path(cfg.data_dir).expanduser() / 'val'
+        if not root.is_dir():
+            raise DataError(f'{cfg.dataset}: no held-out split: {root} is not a directory (an ImageFolder of the '
+                            'held-out images next to train/, given by --data-dir)')
+        size = size or 224
+        mean, std = DATASET_STATS['imagenet']
+        resize = round(size * 8 / 7)
+        transform = v2.Compose([v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(size),
+                                v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+        try:
+            data = datasets.ImageFolder(str(root), transform=transform)
+        except (FileNotFoundError, OSError) as e:
+            raise DataError(f'{cfg.dataset}: cannot read ImageFolder {root}: {e}') from None
+        split, how = 'val', f'resize {resize}, centre crop {size}, normalise'
+    else:
+        x, y = read_small(cfg.dataset, cfg.data_dir, 'test')
+        native = x.shape[-1]
+        size = size or native
+        mean, std = DATASET_STATS[cfg.dataset]
+        ops: List[Callable] = [v2.Resize(size, antialias=True)] if size != native else []
+        data = TensorImages(x, y, v2.Compose(ops + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]))
+        split, how = 'test', (f'resize {size}, ' if size != native else '') + 'normalise'
+    if images is not None:
+        data = Subset(data, range(min(images, len(data))))
+    if len(data) == 0:
+        raise DataError(f'{cfg.dataset}: the held-out split ({split}) is empty')
+    return HeldOut(data, split, how)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 import torch
 import torch.distributed as dist
 
-__all__ = ['DistInfo', 'init_distributed', 'shutdown_distributed', 'broadcast_tensors', 'average_gradients',
-           'all_equal']
+from .config import ConfigError
+
+__all__ = ['DistInfo', 'resolve_device', 'init_distributed', 'shutdown_distributed', 'broadcast_tensors',
+           'average_gradients', 'all_equal']
 
 
 @dataclass
@@ -89,3 +91,17 @@ def all_equal(tensors: List[torch.Tensor]) -> bool:
     dist.all_reduce(same, op=dist.ReduceOp.MIN)
     return bool(same.item())
 
+
+def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
+    """The device a ``--device`` value names on this machine (None: CUDA when there is one); ``cuda`` alone means
+    this rank's GPU."""
+    name = name or ('cuda' if torch.cuda.is_available() else 'cpu')
+    dev = torch.device(name)  # the form was checked with the settings (cpu, cuda, cuda:N)
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ConfigError(f'--device {name}: CUDA is not available on this machine')
+        if dev.index is None:
+            dev = torch.device('cuda', local_rank)
+        if dev.index >= torch.cuda.device_count():
+            raise ConfigError(f'--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)')
+    return dev

@@ -3,10 +3,12 @@
 :class:`~search.searcher.Searcher` holds one search step (both optimisers, AMP, DDP) and is shared with
 ``search.bench``; :func:`run` drives the run in named steps: ``_set_up`` (device, data, super-net, resume),
 then per epoch ``_train_epoch``, ``_record`` and ``_checkpoint``, then ``_finish`` (provenance, genotype).
-The run directory's files are written and read through ``entrannas_timm.reports.records``.
+The run directory's files are written and read through ``entrannas_timm.reports.records``; the consistency
+measurement (``--consistency-epochs``, docs/method.md, *Consistency*) through :mod:`search.consistency`.
 
 A checkpoint is written only when every tensor of the state and every recorded metric is finite, and
-``metrics.jsonl`` never runs ahead of it; every message about a stopped run (divergence, failed write,
+``metrics.jsonl`` never runs ahead of it (nor does ``consistency.jsonl``: a resumed run drops the measurements of
+later epochs and takes them again); every message about a stopped run (divergence, failed write,
 Ctrl-C) names the checkpoint that exists, or says none does.
 
 Reproducibility: every epoch reseeds the RNGs from ``(seed, epoch)`` and shuffles with
@@ -55,16 +57,32 @@ from entrannas_timm.utils.files import write_atomic
 from entrannas_timm.utils.finite import non_finite
 
 from .config import RESUME_MUTABLE, ConfigError, SearchConfig
-from .data import SearchData, build_search_data
-from .distributed import DistInfo, all_equal, broadcast_tensors, init_distributed, shutdown_distributed
-from .searcher import NonFiniteLossError, Searcher, SearchError, arch_lr_at, build_model, lr_warmup
+from .consistency import (
+    CONSISTENCY_FILE,
+    ConsistencySettings,
+    Progress,
+    append_consistency,
+    keep_consistency,
+    measure,
+    summary,
+)
+from .data import HeldOut, SearchData, build_heldout_data, build_search_data
+from .distributed import DistInfo, all_equal, broadcast_tensors, init_distributed, resolve_device, shutdown_distributed
+from .searcher import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    NonFiniteLossError,
+    Searcher,
+    SearchError,
+    arch_lr_at,
+    build_model,
+    lr_warmup,
+)
 from .supernet import SearchNetwork
 
 __all__ = ['SearchError', 'ResumeError', 'NonFiniteLossError', 'SearchInterrupted', 'Searcher', 'SearchResult',
            'run', 'build_model', 'CHECKPOINT_FORMAT']
 
-CHECKPOINT_FORMAT = 'entrannas-search-checkpoint'
-CHECKPOINT_VERSION = 1
 
 
 class ResumeError(SearchError):
@@ -88,6 +106,14 @@ def _peak_mem_mb(device: torch.device) -> float:
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _load_avg() -> Optional[List[float]]:
+    """The machine's 1, 5 and 15 minute load averages (None where the platform has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
 
 
 def _seed_everything(seed: int) -> None:
@@ -158,19 +184,6 @@ def _os_reason(e: OSError) -> str:
     return f'{e.strerror or e}' + (f' ({name})' if name else '')
 
 
-def _resolve_device(cfg: SearchConfig, local_rank: int) -> torch.device:
-    name = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    dev = torch.device(name)  # the form was checked with the settings (cpu, cuda, cuda:N)
-    if dev.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise ConfigError(f'--device {name}: CUDA is not available on this machine')
-        if dev.index is None:
-            dev = torch.device('cuda', local_rank)
-        if dev.index >= torch.cuda.device_count():
-            raise ConfigError(f'--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)')
-    return dev
-
-
 def _output_dir(cfg: SearchConfig) -> Path:
     return Path(cfg.output or f'runs/{cfg.method}-{cfg.dataset}-s{cfg.seed}').expanduser()
 
@@ -185,7 +198,7 @@ def _check_output(cfg: SearchConfig, out: Path) -> Optional[Path]:
         raise ConfigError(f'--output: {blocker} is a file, not a directory; choose a directory for the run')
     if cfg.resume is not None:
         return Path(cfg.resume) if cfg.resume != 'auto' else out / CHECKPOINT_FILE
-    existing = [n for n in (CHECKPOINT_FILE, METRICS_FILE, GENOTYPE_FILE) if (out / n).exists()]
+    existing = [n for n in (CHECKPOINT_FILE, METRICS_FILE, GENOTYPE_FILE, CONSISTENCY_FILE) if (out / n).exists()]
     if existing:
         raise ConfigError(f'--output: {out} already holds a run ({", ".join(existing)}); pass --resume to '
                           'continue it or choose another --output (nothing was overwritten)')
@@ -295,9 +308,12 @@ class _Run:
     scheduler: Any
     cost: _CostCache
     kept: _Kept
+    heldout: Optional[HeldOut] = None   # the consistency measurement's split, when --consistency-epochs is given
     start_epoch: int = 0
     elapsed: float = 0.
+    load_start: Optional[List[float]] = None
     records: List[Dict[str, Any]] = field(default_factory=list)
+    consistency: List[Dict[str, Any]] = field(default_factory=list)   # this search's measurements so far
     lines: List[str] = field(default_factory=list)   # metrics.jsonl, one line per record
     written: List[str] = field(default_factory=list)
 
@@ -362,7 +378,7 @@ def run(cfg: SearchConfig) -> SearchResult:
 
 def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: DistInfo, kept: _Kept) -> _Run:
     """Device, determinism, data, super-net, optimisers and scheduler; restore ``ckpt``; write config.json."""
-    device = _resolve_device(cfg, info.local_rank)
+    device = resolve_device(cfg.device, info.local_rank)
     if cfg.batch_size % info.world_size:
         raise ConfigError(f'--batch-size {cfg.batch_size} is global and must divide evenly over '
                           f'{info.world_size} processes')
@@ -390,8 +406,9 @@ def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: 
     searcher = Searcher(model, cfg, device, info)
     scheduler, _ = create_scheduler_v2(searcher.weight_optimizer, sched='cosine', num_epochs=cfg.epochs,
                                        min_lr=cfg.min_lr, **lr_warmup(cfg))
+    heldout = build_heldout_data(cfg, cfg.consistency_images) if cfg.consistency_epochs else None
     r = _Run(cfg, out, info, device, printer, data, train_loader, val_loader, model, searcher, scheduler,
-             _CostCache(cfg, data), kept)
+             _CostCache(cfg, data), kept, heldout, load_start=_load_avg())
     if ckpt is not None:
         try:
             searcher.load_state_dict(ckpt)
@@ -399,10 +416,17 @@ def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: 
             raise ResumeError(f'--resume: the checkpoint does not fit this super-net ({e})') from None
         r.start_epoch, r.elapsed, r.lines = ckpt['epoch'], float(ckpt.get('elapsed_s', 0.)), list(ckpt['metrics'])
         r.records = [json.loads(line) for line in r.lines]  # checked by _load_checkpoint
+        r.load_start = ckpt.get('load_avg_start', r.load_start)
     if info.is_main:
         r.write(CONFIG_FILE, lambda p: write_config(p, cfg.to_dict()))
         if ckpt is not None:  # drop records written after the checkpoint by the interrupted run
             r.write(METRICS_FILE, lambda p: write_metrics(p, r.lines))
+            try:
+                r.consistency = keep_consistency(out, ckpt['epoch'])
+            except RecordError as e:
+                raise ResumeError(f'--resume: {e}') from None
+            except OSError as e:
+                raise SearchError(f'cannot write {out / CONSISTENCY_FILE}: {_os_reason(e)}; {kept}') from None
     return r
 
 
@@ -415,10 +439,14 @@ def _epoch(r: _Run, epoch: int) -> None:
     lr = r.searcher.weight_optimizer.param_groups[0]['lr']
     train = _train_epoch(r, epoch, lr)
     rec = _record(r, epoch, lr, train, t0, cpu0)
+    measured = _consistency(r, epoch)
     _checkpoint(r, epoch, rec)
     eta = r.elapsed / (epoch + 1 - r.start_epoch) * (r.cfg.epochs - epoch - 1)
     r.printer.text(_summary(rec, eta))
     r.printer.json(rec)
+    if measured is not None:
+        r.printer.text(summary(measured))
+        r.printer.json({'event': 'consistency', **measured})
 
 
 def _train_epoch(r: _Run, epoch: int, lr: float) -> torch.Tensor:
@@ -491,6 +519,23 @@ def _record(r: _Run, epoch: int, lr: float, train: torch.Tensor, t0: float, cpu0
     return rec
 
 
+def _consistency(r: _Run, epoch: int) -> Optional[Dict[str, Any]]:
+    """The consistency measurement after the chosen epochs (every rank measures, so none waits in a collective;
+    rank 0 writes consistency.jsonl). It is timed apart from the epoch: not in ``epoch_time_s`` / ``epoch_cpu_s``."""
+    if not r.cfg.consistency_epochs or epoch + 1 not in r.cfg.consistency_epochs:
+        return None
+    assert r.heldout is not None
+    r.kept.phase = f'the consistency measurement after epoch {epoch + 1}'
+    rec = measure(r.model, r.data, r.heldout, ConsistencySettings.from_config(r.cfg), epoch=epoch + 1,
+                  epochs=r.cfg.epochs, method=r.cfg.method, source='search', workers=r.cfg.workers,
+                  progress=Progress(bar=r.printer.mode == 'text'))
+    r.kept.phase = f'epoch {epoch + 1}'
+    r.consistency.append(rec)
+    if r.info.is_main:
+        r.write(CONSISTENCY_FILE, lambda p: append_consistency(r.out, rec))
+    return rec
+
+
 def _checkpoint(r: _Run, epoch: int, rec: Dict[str, Any]) -> None:
     """Save the end of ``epoch`` if every tensor of the state is finite (a good checkpoint), then metrics.jsonl.
 
@@ -498,7 +543,7 @@ def _checkpoint(r: _Run, epoch: int, rec: Dict[str, Any]) -> None:
     """
     state = dict(r.searcher.state_dict(), format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION, epoch=epoch + 1,
                  config=r.cfg.to_dict(), scheduler=r.scheduler.state_dict(), metrics=list(r.lines),
-                 elapsed_s=r.elapsed)
+                 elapsed_s=r.elapsed, load_avg_start=r.load_start)
     bad = non_finite({k: state[k] for k in ('model', 'weight_optimizer', 'arch_optimizer')})
     if not r.all_ranks(not bad):
         raise r.non_finite(f'values in {bad[0]}' if bad else 'values on another rank', epoch)
@@ -520,15 +565,22 @@ def _provenance(r: _Run) -> Dict[str, Any]:
     """How the genotype was found: settings, engine cells, cost, code, final metrics, evaluation network."""
     cfg, device, world = r.cfg, r.device, r.info.world_size
     last = r.records[-1] if r.records else {}
-    cost_key = 'gpu_days' if device.type == 'cuda' else 'cpu_hours'
+    # docs/method.md, *Search cost*: wall and process CPU seconds of the search's epochs, each under its own name
+    cost: Dict[str, Any] = {
+        'wall_s': round(r.elapsed, 2), 'cpu_s': round(sum(rec['epoch_cpu_s'] for rec in r.records), 2),
+        'devices': world, 'device': device.type,
+        'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
+        'threads': torch.get_num_threads(), 'load_avg_start': r.load_start, 'load_avg_end': _load_avg()}
+    if device.type == 'cuda':  # the papers' convention: wall time x GPUs
+        cost['gpu_days'] = round(r.elapsed * world / 86400, 6)
+    if r.consistency:
+        cost['consistency_cpu_s'] = round(sum(c['cpu_s'] for c in r.consistency), 2)
+        cost['consistency_wall_s'] = round(sum(c['wall_s'] for c in r.consistency), 2)
     return search_provenance(
         method=cfg.method, dataset=r.data.name, seed=cfg.seed, epochs=cfg.epochs,
         search_settings={k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE},
         engine_cells=list(r.model.engine_cell_indices),
-        search_cost={'wall_time_s': round(r.elapsed, 2), 'devices': world, 'device': device.type,
-                     'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'),
-                     cost_key: round(r.elapsed * world / (86400 if device.type == 'cuda' else 3600), 6),
-                     'process_cpu_s': round(sum(rec['epoch_cpu_s'] for rec in r.records), 2)},
+        search_cost=cost,
         code_version=_code_version(),
         metrics={k: last.get(k) for k in ('train_acc', 'val_acc', 'train_loss', 'val_loss', 'params', 'macs')},
         evaluation_network={'stem': r.cost.family, 'channels': r.cost.channels, 'layers': r.cost.layers,

@@ -21,7 +21,13 @@ from .distributed import DistInfo, average_gradients
 from .methods import create_method
 from .supernet import SearchNetwork
 
-__all__ = ['SearchError', 'NonFiniteLossError', 'Searcher', 'build_model', 'lr_warmup']
+__all__ = ['SearchError', 'NonFiniteLossError', 'Searcher', 'build_model', 'lr_warmup', 'CHECKPOINT_FORMAT',
+           'CHECKPOINT_VERSION']
+
+# a search run's checkpoint (the searcher's state plus the loop's epoch): written by the loop, read by the
+# loop's resume and by the consistency measurement
+CHECKPOINT_FORMAT = 'entrannas-search-checkpoint'
+CHECKPOINT_VERSION = 1
 
 
 class SearchError(RuntimeError):

@@ -214,7 +214,9 @@ class SearchNetwork(nn.Module):
         self.feature_sharing = method.feature_sharing(feature_sharing)
         self.temperature = float(temperature)
         self.stem_type = stem
-        self.num_classes = num_classes
+        self.num_classes, self.in_chans = num_classes, in_chans
+        # what the derived network is built at (search.consistency.derived_network)
+        self.channels, self.stem_multiplier = channels, stem_multiplier
         self.reduction_indices = reduction_cells(layers)
         self.engine_cell_indices: List[int] = method.engine_cells(engine_cells, layers)
         self.edges = cell_edges(nodes)

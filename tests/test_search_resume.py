@@ -70,7 +70,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
     assert [r['train_loss'] for r in ma] == [r['train_loss'] for r in mb]
     assert [r['arch'] for r in ma] == [r['arch'] for r in mb]
     # the cost counts the epochs run before the kill too
-    cost = gb['provenance']['search_cost']['process_cpu_s']
+    cost = gb['provenance']['search_cost']['cpu_s']
     assert cost == pytest.approx(sum(r['epoch_cpu_s'] for r in mb), abs=0.03)
     # --json prints only JSON lines: one per resumed epoch and a final "done"
     lines = [json.loads(line) for line in out.splitlines()]

@@ -11,7 +11,7 @@ import torch
 
 import entrannas_timm
 from entrannas_timm import load_genotype
-from entrannas_timm.reports.records import PROVENANCE_SOURCE, read_config, read_metrics
+from entrannas_timm.reports.records import PROVENANCE_SOURCE, read_config, read_metrics, search_cost_seconds
 from search.config import resolve_config
 from search.searcher import build_model
 
@@ -46,7 +46,8 @@ def test_searched_cell_is_its_record_rederived(name):
         assert settings[key] == config[key], key
     assert prov['image_size'] == config['image_size'] and prov['epochs'] == config['epochs']
     assert prov['arch_steps'] == prov['epochs'] * -(-config['subset'] // config['batch_size'])
-    assert prov['search_cost']['cpu_hours'] > 0 and prov['code_version']['git']
+    cost = search_cost_seconds(prov['search_cost'])  # these records predate wall_s / cpu_s
+    assert cost['wall_s'] > 0 and prov['code_version']['git']
     assert prov['command'].startswith('python -m search') and f'--method {config["method"]}' in prov['command']
     records = read_metrics(record).records
     final = records[-1]
@@ -62,7 +63,8 @@ def test_searched_cell_is_its_record_rederived(name):
     assert (changes[-1] if changes else 1) == stable
     assert prov['converged'] == (config['epochs'] - stable + 1 >= config['epochs'] / 5)
     cpu_s = sum(r.get('epoch_cpu_s') for r in records)
-    assert prov['search_cost']['process_cpu_s'] == pytest.approx(cpu_s, abs=0.01)
+    assert cost['cpu_s'] == pytest.approx(cpu_s, abs=0.01)
+    assert cost['wall_s'] == pytest.approx(sum(r.get('epoch_time_s') for r in records), abs=0.01)
     assert prov['paper_id'] == {'darts': 'arXiv:1806.09055', 'pc-darts': 'arXiv:1907.05737'}.get(config['method'],
                                                                                                   'arXiv:2101.11342')
 

@@ -33,7 +33,7 @@ __all__ = [
     'CONFIG_FILE', 'METRICS_FILE', 'CHECKPOINT_FILE', 'GENOTYPE_FILE', 'RUN_FILES', 'LIMITS', 'EPOCH_FIELDS',
     'CELL_KINDS', 'RecordError', 'EpochRecord', 'MetricsLog', 'epoch_line', 'parse_epoch_line', 'check_arch',
     'write_metrics', 'read_metrics', 'metrics_path', 'write_config', 'read_config', 'read_genotype',
-    'search_provenance', 'PROVENANCE_SOURCE',
+    'search_provenance', 'search_cost_seconds', 'PROVENANCE_SOURCE',
 ]
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, GENOTYPE_FILE = 'config.json', 'metrics.jsonl', 'checkpoint.pt', \
@@ -398,3 +398,24 @@ def search_provenance(*, method: str, dataset: str, seed: int, epochs: int, sear
     except ValueError:
         raise RecordError(f'provenance: field "{non_finite(prov)[0]}" is not a finite number') from None
     return prov
+
+
+def search_cost_seconds(search_cost: Mapping[str, Any]) -> Dict[str, Optional[float]]:
+    """``wall_s``, ``cpu_s`` and ``consistency_cpu_s`` of a provenance's ``search_cost``, in either form.
+
+    Searches record ``wall_s`` (wall time), ``cpu_s`` (the process's CPU time, summed over the epochs) and, when
+    the consistency measurement ran, ``consistency_cpu_s``. Older records hold ``wall_time_s``, ``process_cpu_s``
+    (when present) and ``cpu_hours``, which despite its name is wall time x processes / 3600 (``gpu_days`` on
+    CUDA: / 86400). A value a record does not hold is None.
+    """
+    def num(key: str) -> Optional[float]:
+        v = search_cost.get(key)
+        return float(v) if _is_num(v) else None
+    wall = num('wall_s')
+    if wall is None:
+        wall = num('wall_time_s')
+    if wall is None and num('cpu_hours') is not None:
+        wall = num('cpu_hours') * 3600 / (num('devices') or 1)  # type: ignore[operator]
+    cpu = num('cpu_s')
+    return {'wall_s': wall, 'cpu_s': cpu if cpu is not None else num('process_cpu_s'),
+            'consistency_cpu_s': num('consistency_cpu_s')}
