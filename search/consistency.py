@@ -17,7 +17,8 @@ it computes unmeasured.
 
 Each measurement is one line of ``RUN_DIR/consistency.jsonl`` (:data:`CONSISTENCY_FILE`), written by the search
 (``--consistency-epochs``, source ``search``) and by ``python -m search consistency RUN`` (source ``command``),
-read back by :func:`read_consistency` only.
+through the run record's module (``entrannas_timm.reports.records``, re-exported here), which also reads it
+back for ``entrannas report``.
 """
 from __future__ import annotations
 
@@ -40,8 +41,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from entrannas_timm import CellNetwork, Genotype
-from entrannas_timm.reports.records import LIMITS, RecordError, parse_epoch_line
-from entrannas_timm.utils.files import write_atomic
+from entrannas_timm.reports.records import (
+    CONSISTENCY_FILE,
+    RecordError,
+    append_consistency,
+    consistency_line,
+    keep_consistency,
+    read_consistency,
+)
+from entrannas_timm.reports.records import CONSISTENCY_SOURCES as SOURCES
+from entrannas_timm.reports.records import CONSISTENCY_STAGES as STAGES
 
 from .config import ConfigError, SearchConfig, check_ranges
 from .data import HeldOut, SearchData
@@ -52,9 +61,6 @@ __all__ = ['CONSISTENCY_FILE', 'STAGES', 'SOURCES', 'ConsistencyError', 'Consist
            'Progress', 'derived_network', 'inherit_weights', 'recalibrate_bn', 'measure', 'consistency_line',
            'append_consistency', 'read_consistency', 'keep_consistency', 'summary', 'main']
 
-CONSISTENCY_FILE = 'consistency.jsonl'
-STAGES = ('supernet', 'inherited', 'recalibrated', 'finetuned', 'scratch')
-SOURCES = ('search', 'command')
 _SHOWN_NAMES = 20  # names of tensors left initialised listed in a record (the count is always complete)
 
 
@@ -367,97 +373,6 @@ def summary(rec: Mapping[str, Any]) -> str:
             f'{accs}  ({rec["cpu_s"]:.1f}s CPU, {rec["wall_s"]:.1f}s wall)')
 
 
-# ---- records ---------------------------------------------------------------------------------------------------
-def _path(run: Union[str, Path]) -> Path:
-    p = Path(run).expanduser()
-    return p / CONSISTENCY_FILE if p.is_dir() else p
-
-
-def _check(text: str, where: str) -> Dict[str, Any]:
-    """A consistency record from its JSON text: strict JSON and the fields it shares with an epoch record
-    (epoch, epochs, genotype) checked as in ``metrics.jsonl``, then its own."""
-    data = dict(parse_epoch_line(text, where).data)
-
-    def bad(name: str, expected: str) -> RecordError:
-        shown = repr(data.get(name, '<missing>'))
-        return RecordError(f'{where}: field "{name}": expected {expected}, got '
-                           + (shown if len(shown) <= 80 else shown[:77] + '...'))
-
-    def number(v: Any, high: float = math.inf) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= high
-    if data.get('source') not in SOURCES:
-        raise bad('source', f'one of {list(SOURCES)}')
-    for name, high, nullable in (('acc', 1., False), ('loss', math.inf, True)):
-        v = data.get(name)
-        if not (isinstance(v, dict) and set(v) == set(STAGES)
-                and all(number(x, high) or (nullable and x is None) for x in v.values())):
-            raise bad(name, f'an object of {", ".join(STAGES)} ' + ('(numbers >= 0 or null)' if nullable else
-                                                                    '(numbers in [0, 1])'))
-    for name in ('cpu_s', 'wall_s'):
-        if not number(data.get(name)):
-            raise bad(name, 'a number >= 0')
-    if not isinstance(data.get('heldout'), dict) or not isinstance(data['heldout'].get('split'), str):
-        raise bad('heldout', 'an object naming its "split"')
-    return data
-
-
-def consistency_line(record: Mapping[str, Any]) -> str:
-    """The ``consistency.jsonl`` line of a measurement (no newline): strict JSON, read back as its reader does."""
-    try:
-        text = json.dumps(dict(record), allow_nan=False)
-    except ValueError:
-        raise RecordError(f'consistency record of epoch {record.get("epoch")!r}: not a finite number') from None
-    _check(text, f'consistency record of epoch {record.get("epoch")!r}')
-    return text
-
-
-def _read_lines(path: Path) -> List[str]:
-    try:
-        size = path.stat().st_size
-        if size > LIMITS['metrics_bytes']:
-            raise RecordError(f'{path}: {size} bytes; a run record is read up to {LIMITS["metrics_bytes"]} bytes')
-        text = path.read_bytes().decode('utf-8')
-    except OSError as e:
-        raise RecordError(f'{path}: cannot read: {e.strerror or e}') from None
-    except UnicodeDecodeError as e:
-        raise RecordError(f'{path}: not UTF-8 ({e.reason} at byte {e.start})') from None
-    return text.splitlines()
-
-
-def read_consistency(run: Union[str, Path]) -> List[Dict[str, Any]]:
-    """Every measurement of ``RUN_DIR/consistency.jsonl`` (or of that file), in the order written; [] if the run
-    has none. A malformed line is a :class:`RecordError` naming ``file:line`` and the field."""
-    path = _path(run)
-    if not path.is_file():
-        return []
-    out = []
-    for n, line in enumerate(_read_lines(path), 1):
-        if len(line) > LIMITS['line_bytes']:
-            raise RecordError(f'{path}:{n}: line longer than {LIMITS["line_bytes"]} bytes')
-        if line.strip():
-            out.append(_check(line, f'{path}:{n}'))
-    return out
-
-
-def append_consistency(run: Union[str, Path], record: Mapping[str, Any]) -> Path:
-    """Add a measurement to ``RUN_DIR/consistency.jsonl`` (the whole file is replaced atomically)."""
-    path = Path(run) / CONSISTENCY_FILE
-    line = consistency_line(record)
-    old = ''.join(f'{x}\n' for x in _read_lines(path) if x.strip()) if path.is_file() else ''
-    return write_atomic(path, old + line + '\n')
-
-
-def keep_consistency(run: Union[str, Path], epoch: int) -> List[Dict[str, Any]]:
-    """For a search resumed from its checkpoint of ``epoch``: drop the search's measurements of later epochs (the
-    interrupted run's, measured again) and return the search's measurements that remain."""
-    path = Path(run) / CONSISTENCY_FILE
-    records = read_consistency(path)
-    kept = [r for r in records if r['source'] != 'search' or r['epoch'] <= epoch]
-    if len(kept) != len(records):
-        write_atomic(path, ''.join(json.dumps(r, allow_nan=False) + '\n' for r in kept))
-    return [r for r in kept if r['source'] == 'search']
-
-
 # ---- python -m search consistency RUN ----------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage block
@@ -617,5 +532,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(rec), flush=True)
     elif not quiet:
         print(summary(rec))
-        print(f'written to {_path(run)}')
+        print(f'written to {Path(run).expanduser() / CONSISTENCY_FILE}')
     return 0

@@ -103,7 +103,8 @@ def _lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_search_records_its_consistency_and_the_command_adds_to_it(tmp_path, one_thread, capsys, monkeypatch):
+def test_search_records_its_consistency_the_command_adds_to_it_and_the_report_shows_it(tmp_path, one_thread, capsys,
+                                                                                        monkeypatch):
     plain, measured = tmp_path / 'plain', tmp_path / 'measured'
     a = run(parse_config(['--method', 'entrannas-dst', *TINY, '--output', str(plain)]))
     b = run(parse_config(['--method', 'entrannas-dst', *TINY, *MEASURE, '--consistency-epochs', '1,end',
@@ -148,6 +149,29 @@ def test_search_records_its_consistency_and_the_command_adds_to_it(tmp_path, one
     # measuring leaves the checkpoint as it was
     assert all(torch.equal(load_checkpoint_arch(measured / 'checkpoint.pt')[k], v)
                for k, v in load_checkpoint_arch(plain / 'checkpoint.pt').items())
+
+    # entrannas report shows every measurement: a curve and a table of the recorded accuracies
+    if shutil.which('dot') is None:
+        pytest.skip('Graphviz `dot` not installed (the report draws cells)')
+    from entrannas_timm.reports.report import build_report
+    page = build_report(measured).read_text()
+    assert (measured / 'report' / 'consistency.png').stat().st_size > 0
+    section = page[page.index('<h2>Consistency</h2>'):]
+    rows = re.findall(r'<tr><td>(\d+)</td><td>(\w+)</td><td>\d+</td>((?:<td>[^<]*</td>){7})</tr>', section)
+    assert [(int(e), s) for e, s, _ in rows] == [(r['epoch'], r['source']) for r in read_consistency(measured)]
+    for (_, _, cells), r in zip(rows, read_consistency(measured)):
+        values = re.findall(r'<td>([^<]*)</td>', cells)
+        assert values[:5] == [f'{100 * r["acc"][s]:.2f}' for s in STAGES]
+        assert float(values[5]) == pytest.approx(100 * (r['acc']['supernet'] - r['acc']['inherited']), abs=0.006)
+    assert '<h2>Consistency</h2>' not in build_report(plain).read_text()
+    assert not (plain / 'report' / 'consistency.png').exists()
+    # a malformed measurement file is a note naming the bad line; the rest of the report stands
+    bad_line = len(read_consistency(measured)) + 1
+    with (measured / CONSISTENCY_FILE).open('a') as f:
+        f.write('{"epoch": 1, "source": "elsewhere"}\n')
+    page = build_report(measured).read_text()
+    assert 'the consistency measurements could not be read' in page and f'consistency.jsonl:{bad_line}' in page
+    assert '<h2>Consistency</h2>' not in page and '<h2>Curves</h2>' in page
 
 
 def test_a_resumed_search_measures_again_what_its_checkpoint_lacks(tmp_path, one_thread, ctrl_c_before):

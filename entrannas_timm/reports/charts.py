@@ -5,15 +5,22 @@ import io
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 from ..models.genotype import node_label
-from .records import (
-    CELL_KINDS,
-)
-from .run import SearchRun
+from .records import CELL_KINDS, CONSISTENCY_STAGES
+from .run import SearchRun, printable
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ['curves_png', 'weights_png']
+__all__ = ['curves_png', 'weights_png', 'consistency_png', 'CONSISTENCY_LABELS']
+
+# what each stage of a consistency measurement is (docs/method.md, *Consistency*)
+CONSISTENCY_LABELS = {
+    'supernet': 'super-net',
+    'inherited': 'derived, inherited weights',
+    'recalibrated': 'derived, BN re-calibrated',
+    'finetuned': 'derived, fine-tuned',
+    'scratch': 'derived, from scratch',
+}
 
 # ---- (b) curves and (c) heat map ---------------------------------------------------------------
 def _figure(figsize: Tuple[float, float]) -> Figure:
@@ -155,4 +162,41 @@ def weights_png(run: SearchRun) -> Optional[bytes]:
                             color='black' if v > 0.6 * vmax else 'white')
     fig.colorbar(image, ax=list(axes), shrink=0.8, label='weight')
     fig.suptitle(f'architecture weights at epoch {run.epochs[-1]} (0 = cut or zero)', fontsize=11)
+    return _png(fig)
+
+def consistency_png(run: SearchRun) -> Optional[bytes]:
+    """Held-out accuracy of the super-net and of its derived network (each stage) at the measured epochs, and
+    the consistency gap (super-net minus derived); None when the run has no measurement."""
+    if not run.consistency:
+        return None
+    from matplotlib.ticker import MaxNLocator
+    latest = {(r['source'], r['epoch']): r for r in run.consistency}  # a repeated measurement: the latest counts
+    fig = _figure((13, 4.2))
+    acc_ax, gap_ax = fig.subplots(1, 2)
+    for source, style in (('search', '-'), ('command', ':')):
+        recs = sorted((r for (s, _), r in latest.items() if s == source), key=lambda r: r['epoch'])
+        if not recs:
+            continue
+        xs = [r['epoch'] for r in recs]
+        tag = '' if source == 'search' else ' (command)'
+        for k, stage in enumerate(CONSISTENCY_STAGES):
+            acc_ax.plot(xs, [100 * r['acc'][stage] for r in recs], style, marker='o', color=f'C{k}',
+                        label=CONSISTENCY_LABELS[stage] + tag)
+        for stage, marker, color in (('inherited', 'o', 'C1'), ('recalibrated', 's', 'C2')):
+            gap_ax.plot(xs, [100 * (r['acc']['supernet'] - r['acc'][stage]) for r in recs], style, marker=marker,
+                        color=color, label=f'super-net − {CONSISTENCY_LABELS[stage]}{tag}')
+    split = run.consistency[-1]['heldout']
+    acc_ax.set_title(f'held-out accuracy ({printable(split.get("split"))}, {split.get("images")} images)',
+                     parse_math=False)
+    acc_ax.set_ylabel('top-1 (%)')
+    gap_ax.set_title('consistency gap')
+    gap_ax.set_ylabel('percentage points')
+    gap_ax.axhline(0, color='#999999', linewidth=0.8)
+    last = max(run.planned_epochs or 0, run.epochs[-1], *(r['epoch'] for r in run.consistency))
+    for ax in (acc_ax, gap_ax):
+        ax.set_xlabel('search epoch')
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, last + 0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     return _png(fig)

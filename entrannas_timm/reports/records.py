@@ -6,7 +6,9 @@
 - ``metrics.jsonl``: one JSON object per finished epoch (fields in :data:`EPOCH_FIELDS`), strict JSON: no
   ``NaN`` or ``Infinity`` is ever written, and a record with one is refused on reading;
 - ``checkpoint.pt``: the search state to resume from (its format belongs to ``search.loop``);
-- ``genotype.json``: the final genotype, whose provenance (:func:`search_provenance`) says how it was found.
+- ``genotype.json``: the final genotype, whose provenance (:func:`search_provenance`) says how it was found;
+- ``consistency.jsonl``: with ``--consistency-epochs`` (or after ``python -m search consistency RUN``), one
+  consistency measurement per line (:func:`read_consistency`; docs/method.md, *Consistency*).
 
 The search loop writes these files through this module; ``entrannas report`` and ``python -m search.bench
 --dst-run`` read them through it. A run directory is untrusted input: file sizes, line lengths and line counts
@@ -33,7 +35,8 @@ __all__ = [
     'CONFIG_FILE', 'METRICS_FILE', 'CHECKPOINT_FILE', 'GENOTYPE_FILE', 'RUN_FILES', 'LIMITS', 'EPOCH_FIELDS',
     'CELL_KINDS', 'RecordError', 'EpochRecord', 'MetricsLog', 'epoch_line', 'parse_epoch_line', 'check_arch',
     'write_metrics', 'read_metrics', 'metrics_path', 'write_config', 'read_config', 'read_genotype',
-    'search_provenance', 'search_cost_seconds', 'PROVENANCE_SOURCE',
+    'search_provenance', 'search_cost_seconds', 'PROVENANCE_SOURCE', 'CONSISTENCY_FILE', 'CONSISTENCY_STAGES',
+    'CONSISTENCY_SOURCES', 'consistency_line', 'read_consistency', 'append_consistency', 'keep_consistency',
 ]
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, GENOTYPE_FILE = 'config.json', 'metrics.jsonl', 'checkpoint.pt', \
@@ -52,6 +55,11 @@ LIMITS: Dict[str, int] = {
 }
 
 PROVENANCE_SOURCE = 'entrannas-timm search (python -m search)'
+
+# the consistency measurement's records (docs/method.md, *Consistency*): the stages measured, who measured
+CONSISTENCY_FILE = 'consistency.jsonl'
+CONSISTENCY_STAGES = ('supernet', 'inherited', 'recalibrated', 'finetuned', 'scratch')
+CONSISTENCY_SOURCES = ('search', 'command')
 
 
 class RecordError(ValueError):
@@ -419,3 +427,94 @@ def search_cost_seconds(search_cost: Mapping[str, Any]) -> Dict[str, Optional[fl
     cpu = num('cpu_s')
     return {'wall_s': wall, 'cpu_s': cpu if cpu is not None else num('process_cpu_s'),
             'consistency_cpu_s': num('consistency_cpu_s')}
+
+
+# ---- consistency.jsonl ----------------------------------------------------------------------------------------
+def _consistency_path(run: Union[str, Path]) -> Path:
+    p = Path(run).expanduser()
+    return p / CONSISTENCY_FILE if p.is_dir() else p
+
+
+def _check_consistency(text: str, where: str) -> Dict[str, Any]:
+    """A consistency record from its JSON text: strict JSON and the fields it shares with an epoch record
+    (epoch, epochs, genotype) checked as in ``metrics.jsonl``, then its own."""
+    data = dict(parse_epoch_line(text, where).data)
+
+    def bad(name: str, expected: str) -> RecordError:
+        shown = repr(data.get(name, '<missing>'))
+        return RecordError(f'{where}: field "{name}": expected {expected}, got '
+                           + (shown if len(shown) <= 80 else shown[:77] + '...'))
+
+    def number(v: Any, high: float = math.inf) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= high
+    if data.get('source') not in CONSISTENCY_SOURCES:
+        raise bad('source', f'one of {list(CONSISTENCY_SOURCES)}')
+    for name, high, nullable in (('acc', 1., False), ('loss', math.inf, True)):
+        v = data.get(name)
+        if not (isinstance(v, dict) and set(v) == set(CONSISTENCY_STAGES)
+                and all(number(x, high) or (nullable and x is None) for x in v.values())):
+            kinds = '(numbers >= 0 or null)' if nullable else '(numbers in [0, 1])'
+            raise bad(name, f'an object of {", ".join(CONSISTENCY_STAGES)} {kinds}')
+    for name in ('cpu_s', 'wall_s'):
+        if not number(data.get(name)):
+            raise bad(name, 'a number >= 0')
+    if not isinstance(data.get('heldout'), dict) or not isinstance(data['heldout'].get('split'), str):
+        raise bad('heldout', 'an object naming its "split"')
+    return data
+
+
+def consistency_line(record: Mapping[str, Any]) -> str:
+    """The ``consistency.jsonl`` line of a measurement (no newline): strict JSON, read back as its reader does."""
+    try:
+        text = json.dumps(dict(record), allow_nan=False)
+    except ValueError:
+        raise RecordError(f'consistency record of epoch {record.get("epoch")!r}: not a finite number') from None
+    _check_consistency(text, f'consistency record of epoch {record.get("epoch")!r}')
+    return text
+
+
+def _consistency_lines(path: Path) -> List[str]:
+    try:
+        size = path.stat().st_size
+        if size > LIMITS['metrics_bytes']:
+            raise RecordError(f'{path}: {size} bytes; a run record is read up to {LIMITS["metrics_bytes"]} bytes')
+        text = path.read_bytes().decode('utf-8')
+    except OSError as e:
+        raise RecordError(f'{path}: cannot read: {e.strerror or e}') from None
+    except UnicodeDecodeError as e:
+        raise RecordError(f'{path}: not UTF-8 ({e.reason} at byte {e.start})') from None
+    return text.splitlines()
+
+
+def read_consistency(run: Union[str, Path]) -> List[Dict[str, Any]]:
+    """Every measurement of ``RUN_DIR/consistency.jsonl`` (or of that file), in the order written; [] if the run
+    has none. A malformed line is a :class:`RecordError` naming ``file:line`` and the field."""
+    path = _consistency_path(run)
+    if not path.is_file():
+        return []
+    out = []
+    for n, line in enumerate(_consistency_lines(path), 1):
+        if len(line) > LIMITS['line_bytes']:
+            raise RecordError(f'{path}:{n}: line longer than {LIMITS["line_bytes"]} bytes')
+        if line.strip():
+            out.append(_check_consistency(line, f'{path}:{n}'))
+    return out
+
+
+def append_consistency(run: Union[str, Path], record: Mapping[str, Any]) -> Path:
+    """Add a measurement to ``RUN_DIR/consistency.jsonl`` (the whole file is replaced atomically)."""
+    path = Path(run) / CONSISTENCY_FILE
+    line = consistency_line(record)
+    old = ''.join(f'{x}\n' for x in _consistency_lines(path) if x.strip()) if path.is_file() else ''
+    return write_atomic(path, old + line + '\n')
+
+
+def keep_consistency(run: Union[str, Path], epoch: int) -> List[Dict[str, Any]]:
+    """For a search resumed from its checkpoint of ``epoch``: drop the search's measurements of later epochs (the
+    interrupted run's, measured again) and return the search's measurements that remain."""
+    path = Path(run) / CONSISTENCY_FILE
+    records = read_consistency(path)
+    kept = [r for r in records if r['source'] != 'search' or r['epoch'] <= epoch]
+    if len(kept) != len(records):
+        write_atomic(path, ''.join(json.dumps(r, allow_nan=False) + '\n' for r in kept))
+    return [r for r in kept if r['source'] == 'search']

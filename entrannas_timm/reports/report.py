@@ -9,6 +9,8 @@ search has finished, ``genotype.json``) and writes:
 - ``curves.png``: accuracy and loss, DST thresholds t_j, active connections per node, skip-connect count,
   params/MACs of the derived network;
 - ``arch_weights.png``: the final architecture weights per edge and op (normal and reduction cells);
+- ``consistency.png``: when the run holds ``consistency.jsonl``, the held-out accuracy of the super-net and of
+  its derived network at the measured epochs, and the gap between them (docs/method.md, *Consistency*);
 - ``report.html``: all of it with images inlined as data URIs, the final genotype and the run's settings.
 
 A run still in progress works too: a partly written last line of ``metrics.jsonl`` is skipped and the
@@ -27,13 +29,10 @@ from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 from ..utils.errors import CLIError
 from ..utils.files import write_atomic
 from ..version import __version__
-from .charts import curves_png, weights_png
+from .charts import CONSISTENCY_LABELS, consistency_png, curves_png, weights_png
 from .film import GIF_FRAMES, render_frames
 from .plot import GraphvizNotFoundError, genotype_graph, provenance_line, render_graph
-from .records import (
-    CONFIG_FILE,
-    GENOTYPE_FILE,
-)
+from .records import CONFIG_FILE, CONSISTENCY_FILE, CONSISTENCY_STAGES, GENOTYPE_FILE
 from .run import ReportError, SearchRun, load_run, printable
 
 if TYPE_CHECKING:
@@ -106,8 +105,22 @@ def _img(uri: Optional[str], alt: str, css: str = '') -> str:
     return f'<p><img{cls} src="{uri}" alt="{html.escape(alt)}"></p>'
 
 
+def _consistency_table(run: SearchRun) -> str:
+    """Every measurement of ``consistency.jsonl``: accuracy per stage and the gap, in percent."""
+    head = ['epoch', 'measured by', 'held-out images'] + [CONSISTENCY_LABELS[s] for s in CONSISTENCY_STAGES] + [
+        'gap (super-net − inherited)', 'CPU s']
+    rows = []
+    for r in run.consistency:
+        acc = r['acc']
+        rows.append([r['epoch'], r['source'], r['heldout'].get('images')]
+                    + [f'{100 * acc[s]:.2f}' for s in CONSISTENCY_STAGES]
+                    + [f'{100 * (acc["supernet"] - acc["inherited"]):+.2f}', f'{r["cpu_s"]:.0f}'])
+    return ('<table><tr>' + ''.join(f'<th>{_esc(h)}</th>' for h in head) + '</tr>'
+            + ''.join('<tr>' + ''.join(f'<td>{_esc(v)}</td>' for v in row) + '</tr>' for row in rows) + '</table>')
+
+
 def render_html(run: SearchRun, gif: Optional[bytes], cell_svg: Optional[bytes], curves: bytes,
-                weights: Optional[bytes]) -> str:
+                weights: Optional[bytes], consistency: Optional[bytes] = None) -> str:
     """One page, no external resources: every image is a data URI and the style is inline."""
     name = run.name
     total = run.planned_epochs
@@ -138,6 +151,15 @@ def render_html(run: SearchRun, gif: Optional[bytes], cell_svg: Optional[bytes],
         '<h2>Architecture weights</h2>',
         _img(_data_uri(weights, 'image/png') if weights else None, 'architecture weight heat map'),
     ]
+    if run.consistency:
+        split = run.consistency[-1]['heldout']
+        parts += ['<h2>Consistency</h2>',
+                  f'<p>Accuracy (%) on the held-out split ({_esc(split.get("split"))}, evaluation transforms) of '
+                  'the super-net and of the network its genotype builds through the zoo: with the super-net\'s '
+                  'weights, after batch-norm re-calibration, after a short fine-tune, and trained from scratch for '
+                  f'the same steps ({_esc(CONSISTENCY_FILE)}; docs/method.md, <i>Consistency</i>).</p>',
+                  _img(_data_uri(consistency, 'image/png') if consistency else None, 'consistency curve'),
+                  _consistency_table(run)]
     if g is not None:
         parts += ['<h2>Genotype</h2>', f'<pre>{_esc(g)}</pre>',
                   f'<details open><summary>JSON</summary><pre>{_esc(g.to_json())}</pre></details>']
@@ -175,8 +197,11 @@ def build_report(run_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLi
     weights = weights_png(run)
     if weights is not None:
         write_atomic(out / 'arch_weights.png', weights)
+    consistency = consistency_png(run)
+    if consistency is not None:
+        write_atomic(out / 'consistency.png', consistency)
     gif = gif_path.read_bytes() if gif_path else None
-    return write_atomic(out / 'report.html', render_html(run, gif, cell_svg, curves, weights))
+    return write_atomic(out / 'report.html', render_html(run, gif, cell_svg, curves, weights, consistency))
 
 
 def _cli_report(args: argparse.Namespace) -> int:
@@ -196,7 +221,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         'report', help='report on a search run (cell animation, curves, weights, HTML page)',
         description='Write a report of a search run directory: frames/ and cells.gif (derived cells per epoch), '
-                    'curves.png, arch_weights.png and a self-contained report.html. Works while the search runs.')
+                    'curves.png, arch_weights.png, consistency.png (when measured) and a self-contained '
+                    'report.html. Works while the search runs.')
     p.add_argument('run_dir', metavar='RUN_DIR', help='search run directory (holds metrics.jsonl)')
     p.add_argument('-o', '--output', metavar='OUT_DIR', help='output directory (default: RUN_DIR/report)')
     p.add_argument('--frame-ms', type=int, default=700, help='animation: milliseconds per epoch (default 700)')

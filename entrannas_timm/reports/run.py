@@ -16,6 +16,7 @@ from .records import (
     EpochRecord,
     RecordError,
     read_config,
+    read_consistency,
     read_genotype,
     read_metrics,
 )
@@ -49,6 +50,7 @@ class SearchRun:
     final: Optional[Genotype]
     last_arch: Optional[Dict[str, Any]] = None
     notes: List[str] = field(default_factory=list)
+    consistency: List[Dict[str, Any]] = field(default_factory=list)  # consistency.jsonl, in the order written
 
     @property
     def name(self) -> str:
@@ -131,5 +133,10 @@ def load_run(run_dir: Union[str, os.PathLike]) -> SearchRun:
         except RecordError as e:
             notes.append(f'the final genotype could not be read ({e}); the genotype shown is the one derived at '
                          'the last epoch')
+    consistency: List[Dict[str, Any]] = []
+    try:  # like the final genotype: a bad measurement file leaves the rest of the report standing
+        consistency = read_consistency(run_dir)
+    except RecordError as e:
+        notes.append(f'the consistency measurements could not be read ({e}); they are not shown')
     return SearchRun(run_dir, [r for r, _ in log.records], [g for _, g in log.records], config, final,
-                     last_arch['arch'], notes)
+                     last_arch['arch'], notes, consistency)
