@@ -6,7 +6,8 @@ the super-net's architecture parameters follow a DST-like trajectory (every conn
 thresholds rising while the weights sharpen, so connections are cut over the first part of the run, then
 the cell stays as it is). Then, each in a fresh process:
 
-- ``first``: ``build_report`` on the run (every frame drawn);
+- ``first``: ``build_report`` on the run (every frame of the film drawn: the epochs where the derived cell
+  changed, with the first and the last, thinned to the default ``--max-frames``);
 - ``again``: ``build_report`` once more on the same run (nothing changed: every frame is reused).
 
 Each line reports wall seconds, CPU seconds of the report (its process and its ``dot`` children: the figure
