@@ -6,14 +6,18 @@ the super-net's architecture parameters follow a DST-like trajectory (every conn
 thresholds rising while the weights sharpen, so connections are cut over the first part of the run, then
 the cell stays as it is). Then, each in a fresh process:
 
-- ``first``: ``build_report`` on the run (every frame drawn);
+- ``first``: ``build_report`` on the run (every frame of the film drawn: the epochs where the derived cell
+  changed, with the first and the last, thinned to the default ``--max-frames``);
 - ``again``: ``build_report`` once more on the same run (nothing changed: every frame is reused).
 
 Each line reports wall seconds, CPU seconds of the report (its process and its ``dot`` children: the figure
-that a busy machine does not inflate), the report process's peak RSS (``ru_maxrss``) and its RSS once the
-libraries are imported (the difference is what the report itself holds), the GIF's frame count and the
-number of PNG frames. ``--baseline DIR`` also runs ``first`` with the
-package found in DIR (an older checkout) for a side-by-side figure.
+that a busy machine does not inflate), the report process's peak RSS and its RSS once the libraries are
+imported (the difference is what the report itself holds), the GIF's frame count, the number of PNG frames
+and the size of ``report.html``. Peak RSS is the process's own high-water mark (``VmHWM`` in
+``/proc/self/status`` where there is one): ``ru_maxrss`` of a freshly started process also counts the parent it
+was started from (Linux carries it across ``exec``), here the process that wrote the synthetic run.
+``--baseline DIR`` also runs ``first`` with the package found in DIR (an older checkout) for a side-by-side
+figure.
 
     nice -n 10 python benchmarks/report_scaling.py --epochs 50,300,3000
     python benchmarks/report_scaling.py --epochs 50,300 --baseline /tmp/old-checkout
@@ -83,25 +87,35 @@ def write_run(run_dir: Path, epochs: int, seed: int = 0) -> None:
     net.genotype().replace(name=run_dir.name, provenance=prov).save(run_dir / 'genotype.json')
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS in MB: its own high-water mark, not the one ``ru_maxrss`` inherits from its parent."""
+    try:
+        with open('/proc/self/status') as f:
+            return next(int(line.split()[1]) for line in f if line.startswith('VmHWM:')) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(run_dir: str, out_dir: str) -> None:
     """One report in this (fresh) process; prints one JSON line."""
     from PIL import Image
 
     from entrannas_timm.reports.report import build_report
-    imported_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    imported_mb = _peak_rss_mb()
     cpu0 = sum(getattr(resource.getrusage(resource.RUSAGE_SELF), f) for f in ('ru_utime', 'ru_stime'))
     t0 = time.perf_counter()
-    build_report(run_dir, out_dir)
+    page = build_report(run_dir, out_dir)
     seconds = time.perf_counter() - t0
     with Image.open(Path(out_dir) / 'cells.gif') as gif:
         frames = gif.n_frames
     cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
               for f in ('ru_utime', 'ru_stime'))
     print(json.dumps({'seconds': round(seconds, 2), 'cpu_s': round(cpu - cpu0, 2),
-                      'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      'peak_rss_mb': round(_peak_rss_mb(), 1),
                       'after_imports_mb': round(imported_mb, 1),
                       'gif_frames': frames,
-                      'pngs': len(list((Path(out_dir) / 'frames').glob('epoch_*.png')))}))
+                      'pngs': len(list((Path(out_dir) / 'frames').glob('epoch_*.png'))),
+                      'html_mb': round(page.stat().st_size / 2 ** 20, 2)}))
 
 
 def _measure(run_dir: Path, out_dir: Path, pythonpath: Optional[str] = None) -> Dict[str, Any]:

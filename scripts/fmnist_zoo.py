@@ -114,7 +114,7 @@ def collect(name: str) -> None:
     if (record / 'report').exists():
         shutil.rmtree(record / 'report')
     # report.html is self-contained (animation, curves, weights inline): keep it and the final cell's diagram only
-    entrannas('report', str(record), '--gif-frames', '6')
+    entrannas('report', str(record), '--max-frames', '6')
     for f in (record / 'report').iterdir():
         if f.name not in ('report.html', 'cells.svg'):
             shutil.rmtree(f) if f.is_dir() else f.unlink()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from entrannas_timm import Genotype
+from entrannas_timm.reports.film import film_epochs
 from entrannas_timm.reports.records import read_metrics
 from search.data import DEBIAN_FASHION_MNIST
 
@@ -53,4 +54,6 @@ def test_report_scaling_record_is_a_dst_search(tmp_path: Path, capsys: pytest.Ca
     assert kept[0] == 14 * 7 and kept[-1] == 2 * 4 and kept == sorted(kept, reverse=True)  # cut down to 2 per node
     bench._child(str(tmp_path / 'run'), str(tmp_path / 'report'))
     figures = json.loads(capsys.readouterr().out)
-    assert figures['gif_frames'] == figures['pngs'] == 4 and figures['peak_rss_mb'] >= figures['after_imports_mb']
+    film = film_epochs([(r.epoch, json.dumps(r.data['genotype'], sort_keys=True)) for r in records])
+    assert figures['gif_frames'] == figures['pngs'] == len(film) and film[0] == 1 and film[-1] == 4
+    assert figures['peak_rss_mb'] >= figures['after_imports_mb'] and figures['html_mb'] > 0

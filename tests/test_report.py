@@ -22,12 +22,12 @@ from typing import Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 from entrannas_timm import Genotype
 from entrannas_timm.cli import main
 from entrannas_timm.models.ops import STANDARD_OPS
-from entrannas_timm.reports.film import render_frames
+from entrannas_timm.reports.film import MAX_FRAMES, changed_epochs, film_epochs, render_frames
 from entrannas_timm.reports.report import build_report
 from entrannas_timm.reports.run import ReportError, load_run
 
@@ -121,14 +121,22 @@ def test_synthetic_run_cuts_connections_gradually(finished: Tuple[Path, Path]) -
     assert totals == sorted(totals, reverse=True) and totals[-1] < totals[0] / 3
 
 
+def _recorded_changes(run: Path) -> List[int]:
+    """The epochs whose genotype differs from the epoch before, straight from metrics.jsonl."""
+    genotypes = [json.loads(line)['genotype'] for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    return [e for e in range(2, len(genotypes) + 1) if genotypes[e - 1] != genotypes[e - 2]]
+
+
 def test_report_files(finished: Tuple[Path, Path]) -> None:
     run, html_path = finished
     out = run / 'report'
     assert html_path == out / 'report.html'
+    # the film: the first and last epoch and those where the cell changed (the cut leaves epochs 4 and 5 as 3)
+    assert _recorded_changes(run) == [2, 3]
     with Image.open(out / 'cells.gif') as gif:
-        assert gif.n_frames == 5 and gif.is_animated
+        assert gif.n_frames == 4 and gif.is_animated
     frames = sorted((out / 'frames').glob('epoch_*.png'))
-    assert [f.name for f in frames] == [f'epoch_{e:03d}.png' for e in range(1, 6)]
+    assert [f.name for f in frames] == [f'epoch_{e:03d}.png' for e in (1, 2, 3, 5)]
     sizes = set()
     for f in frames:
         with Image.open(f) as im:
@@ -155,6 +163,8 @@ def test_html_is_self_contained(finished: Tuple[Path, Path]) -> None:
     gif_b64 = re.search(r'data:image/gif;base64,([^"]+)', page).group(1)
     assert base64.b64decode(gif_b64) == (finished[0] / 'report' / 'cells.gif').read_bytes()
     assert 'complete: 5 epoch(s)' in page
+    assert ('film: 4 frames of 5 recorded epochs, the 2 epochs where the derived cell changed, with the first and '
+            'the last epoch; frames/ holds them as PNG') in page
     assert '{&quot;gpu_days&quot;: 0.001, &quot;wall_time_s&quot;: 62.5}' in page  # search cost from genotype.json
     assert '&quot;engine_cells&quot;' not in page and 'engine_cells' in page  # settings table
     assert 'EnTranNAS-DST' in page and '&quot;format&quot;: &quot;entrannas-genotype&quot;' in page
@@ -307,13 +317,16 @@ def test_run_in_progress(tmp_path: Path) -> None:
 
 
 def test_resumed_run_keeps_one_record_per_epoch(tmp_path: Path) -> None:
-    run = make_run(tmp_path, epochs=3, dense_start=False)
+    run = make_run(tmp_path, epochs=3, dense_start=False)  # the same cell at all three epochs
     lines = (run / 'metrics.jsonl').read_text().splitlines()
-    (run / 'metrics.jsonl').write_text('\n'.join(lines[:2] + lines[1:]) + '\n')  # epoch 2 logged twice
+    again = json.loads(lines[1])
+    again['genotype']['normal']['nodes'][0] = [['skip_connect', 0]]
+    (run / 'metrics.jsonl').write_text('\n'.join(lines + [json.dumps(again)]) + '\n')  # epoch 2 logged again, changed
     loaded = load_run(run)
     assert loaded.epochs == [1, 2, 3]
     assert any('epoch(s) 2 recorded more than once' in n for n in loaded.notes)
-    render_frames(loaded, run / 'report')
+    film = render_frames(loaded, run / 'report')
+    assert film.epochs == [1, 2, 3] and film.changed == 2, "epoch 2's later record is the one shown"
     with Image.open(run / 'report' / 'cells.gif') as gif:
         assert gif.n_frames == 3
 
@@ -356,11 +369,16 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = make_run(tmp_path, epochs=2, dense_start=False)
     assert main(['report', str(run), '-o', str(tmp_path / 'rep')]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / 'rep' / 'report.html')
+    assert main(['report', str(run), '-o', str(tmp_path / 'one'), '--max-frames', '1']) == 0
+    assert [p.name for p in (tmp_path / 'one' / 'frames').glob('*.png')] == ['epoch_002.png']
+    assert main(['report', str(run), '-o', str(tmp_path / 'old'), '--gif-frames', '1']) == 0  # the option's old name
+    assert [p.name for p in (tmp_path / 'old' / 'frames').glob('*.png')] == ['epoch_002.png']
+    capsys.readouterr()
     assert main(['report', str(tmp_path / 'nope')]) == 2
     assert 'entrannas report: error:' in capsys.readouterr().err
 
 
-# ---- long runs: frames written as drawn, reused when unchanged, a bounded animation ---------------
+# ---- long runs: frames where the cell changed, written as drawn, reused when unchanged, thinned ----
 def _count_dot_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Put a `dot` first on PATH that logs each run, then runs the real Graphviz `dot`."""
     bindir, log = tmp_path / 'bin', tmp_path / 'dot-runs.log'
@@ -372,33 +390,108 @@ def _count_dot_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
+def _pngs(out: Path) -> Dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / 'frames').glob('epoch_*.png'))}
+
+
 def test_unchanged_frames_are_not_redrawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = _count_dot_runs(tmp_path, monkeypatch)
-    run = make_run(tmp_path, epochs=3, dense_start=False)
+    run = make_run(tmp_path, epochs=3, dense_start=False)  # the same cell at all three epochs
     build_report(run)
-    assert len(log.read_text().splitlines()) == 3 + 1  # a frame per epoch, and cells.svg
-    frames = {p.name: p.read_bytes() for p in (run / 'report' / 'frames').glob('epoch_*.png')}
+    assert len(log.read_text().splitlines()) == 1 + 1  # the cell once (epochs 1 and 3), and cells.svg
+    frames = _pngs(run / 'report')
+    assert list(frames) == ['epoch_001.png', 'epoch_003.png']
     build_report(run)
-    assert len(log.read_text().splitlines()) == 4 + 1, 'nothing changed: only cells.svg is drawn again'
-    assert {p.name: p.read_bytes() for p in (run / 'report' / 'frames').glob('epoch_*.png')} == frames
-    # epoch 2's record now holds another genotype: its frame, and only it, is drawn again
+    assert len(log.read_text().splitlines()) == 2 + 1, 'nothing changed: only cells.svg is drawn again'
+    assert _pngs(run / 'report') == frames
+    # epoch 2's record now holds another genotype: it joins the film, and only its cell is drawn
     lines = (run / 'metrics.jsonl').read_text().splitlines()
     rec = json.loads(lines[1])
     rec['genotype']['normal']['nodes'][0] = [['skip_connect', 0]]
     lines[1] = json.dumps(rec)
     (run / 'metrics.jsonl').write_text('\n'.join(lines) + '\n')
     build_report(run)
-    assert len(log.read_text().splitlines()) == 5 + 2
-    assert (run / 'report' / 'frames' / 'epoch_002.png').read_bytes() != frames['epoch_002.png']
+    assert len(log.read_text().splitlines()) == 3 + 2
+    assert list(_pngs(run / 'report')) == ['epoch_001.png', 'epoch_002.png', 'epoch_003.png']
 
 
-def test_animation_of_a_long_run_is_capped(tmp_path: Path) -> None:
-    run = make_run(tmp_path, epochs=5, dense_start=False)
-    page = build_report(run, gif_frames=3).read_text()
-    with Image.open(run / 'report' / 'cells.gif') as gif:
-        assert gif.n_frames == 3  # epochs 1, 3 and 5
-    assert len(list((run / 'report' / 'frames').glob('epoch_*.png'))) == 5  # every epoch still has its frame
-    assert 'the animation shows 3 of 5 epochs' in page
+def _cell(op: str) -> Dict[str, Any]:
+    return {'nodes': [[[op, 0], ['skip_connect', 1]], [['sep_conv_3x3', 0], ['max_pool_3x3', 2]]], 'concat': [2, 3]}
+
+
+def make_plain_run(root: Path, genotype_ops: List[str]) -> Path:
+    """A run of len(genotype_ops) epochs whose records hold only the epoch and a small genotype: the normal cell's
+    first op is ``genotype_ops[epoch - 1]``, so the cell changes exactly where that op does (cheap to draw)."""
+    run = root / 'plain_run'
+    run.mkdir(parents=True)
+    epochs = len(genotype_ops)
+    (run / 'config.json').write_text(json.dumps({'method': 'entrannas-dst', 'dataset': 'cifar10', 'epochs': epochs}))
+    lines = [json.dumps({'epoch': e, 'epochs': epochs, 'genotype': {
+        'schema_version': 1, 'space': 'standard', 'normal': _cell(op), 'reduce': _cell('avg_pool_3x3')}})
+        for e, op in enumerate(genotype_ops, 1)]
+    (run / 'metrics.jsonl').write_text('\n'.join(lines) + '\n')
+    return run
+
+
+def test_film_epochs_are_where_the_cell_changes() -> None:
+    pairs = [(e, 'A') for e in range(1, 10)] + [(e, 'B') for e in range(10, 20)] + [(e, 'A') for e in range(20, 31)]
+    assert changed_epochs(pairs) == [10, 20]
+    assert film_epochs(pairs) == [1, 10, 20, 30]
+    assert film_epochs([(3, 'A'), (7, 'A')]) == [3, 7]  # nothing changed: the first and the last
+    assert film_epochs([(4, 'A')]) == [4] and film_epochs([]) == []
+    every = [(e, str(e)) for e in range(1, 1001)]  # the cell changes at every epoch
+    for most in (2, 3, 7, 200, 999):
+        picked = film_epochs(every, most)
+        assert len(picked) == most and picked[0] == 1 and picked[-1] == 1000 and picked == sorted(set(picked))
+        gaps = [b - a for a, b in zip(picked, picked[1:])]
+        assert max(gaps) - min(gaps) <= 1, 'evenly spaced'
+    assert film_epochs(every, 1) == [1000]
+    assert len(film_epochs(every)) == MAX_FRAMES
+
+
+def test_film_shows_the_epochs_where_the_cell_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = _count_dot_runs(tmp_path, monkeypatch)
+    run = make_plain_run(tmp_path, ['sep_conv_3x3'] * 9 + ['dil_conv_3x3'] * 10 + ['sep_conv_3x3'] * 11)
+    page = build_report(run, frame_ms=100).read_text()
+    out = run / 'report'
+    assert list(_pngs(out)) == ['epoch_001.png', 'epoch_010.png', 'epoch_020.png', 'epoch_030.png']
+    assert len(log.read_text().splitlines()) == 2 + 1, 'each cell drawn once (1, 20 and 30 share one), and cells.svg'
+    assert ('film: 4 frames of 30 recorded epochs, the 2 epochs where the derived cell changed, with the first and '
+            'the last epoch; frames/ holds them as PNG') in page
+    frames = _pngs(out)
+    assert frames['epoch_001.png'] != frames['epoch_020.png'], 'same cell, but the heading names the epoch'
+    with Image.open(out / 'cells.gif') as gif:  # the GIF is the same film, frame for frame
+        assert gif.n_frames == 4
+        for i, name in enumerate(frames):
+            gif.seek(i)
+            assert gif.info['duration'] == (100 if i < 3 else 2000)
+            with Image.open(out / 'frames' / name) as png:
+                diff = ImageChops.difference(gif.convert('RGB'), png.convert('RGB'))
+            assert max(ImageStat.Stat(diff).mean) < 3, f'GIF frame {i} is not {name}'
+    build_report(run)
+    assert len(log.read_text().splitlines()) == 3 + 1, 'nothing changed: only cells.svg is drawn again'
+    assert _pngs(out) == frames
+
+
+def test_film_of_a_long_run_is_thinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = _count_dot_runs(tmp_path, monkeypatch)
+    ops = ['sep_conv_3x3', 'dil_conv_3x3', 'avg_pool_3x3']
+    run = make_plain_run(tmp_path, [ops[e % 3] for e in range(12)])  # the cell changes at every epoch
+    page = build_report(run, max_frames=5).read_text()
+    out = run / 'report'
+    assert list(_pngs(out)) == [f'epoch_{e:03d}.png' for e in (1, 4, 7, 9, 12)]
+    assert len(log.read_text().splitlines()) == 2 + 1  # epochs 1, 4 and 7 show one cell, 9 and 12 another; cells.svg
+    with Image.open(out / 'cells.gif') as gif:
+        assert gif.n_frames == 5
+    assert ('film: 5 frames of 12 recorded epochs, the 11 epochs where the derived cell changed, with the first and '
+            'the last epoch, thinned evenly to at most 5') in page
+    thinned = _pngs(out)
+    build_report(run, max_frames=12)  # a larger bound: every epoch; the frames already made are kept as they are
+    frames = _pngs(out)
+    assert len(frames) == 12 and {k: frames[k] for k in thinned} == thinned
+    assert 'thinned' not in (out / 'report.html').read_text()
+    build_report(run, max_frames=2)
+    assert list(_pngs(out)) == ['epoch_001.png', 'epoch_012.png']
 
 
 def test_odd_names_never_break_a_report(tmp_path: Path) -> None:

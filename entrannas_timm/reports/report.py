@@ -3,9 +3,10 @@
 Reads a run directory written by ``python -m search`` (``metrics.jsonl``, ``config.json`` and, once the
 search has finished, ``genotype.json``) and writes:
 
-- ``frames/epoch_NNN.png`` and ``cells.gif``: the derived normal and reduction cells at every recorded epoch
-  (the EnTranNAS-DST "video": all connections active at first, then cut gradually); the GIF shows at most
-  ``--gif-frames`` of them, and ``frames/index.json`` lets the next report reuse frames that did not change;
+- ``frames/epoch_NNN.png`` and ``cells.gif``: the derived normal and reduction cells at the first and last epoch
+  and at each epoch where they changed (the EnTranNAS-DST "video": all connections active at first, then cut
+  gradually), at most ``--max-frames`` of them, evenly thinned; ``frames/index.json`` lets the next report reuse
+  frames that did not change, and the page says which epochs the film shows;
 - ``curves.png``: accuracy and loss, DST thresholds t_j, active connections per node, skip-connect count,
   params/MACs of the derived network;
 - ``arch_weights.png``: the final architecture weights per edge and op (normal and reduction cells);
@@ -30,7 +31,7 @@ from ..utils.errors import CLIError
 from ..utils.files import write_atomic
 from ..version import __version__
 from .charts import CONSISTENCY_LABELS, consistency_png, curves_png, weights_png
-from .film import GIF_FRAMES, render_frames
+from .film import MAX_FRAMES, render_frames
 from .plot import GraphvizNotFoundError, genotype_graph, provenance_line, render_graph
 from .records import CONFIG_FILE, CONSISTENCY_FILE, CONSISTENCY_STAGES, GENOTYPE_FILE
 from .run import ReportError, SearchRun, load_run, printable
@@ -120,7 +121,8 @@ def _consistency_table(run: SearchRun) -> str:
 
 
 def render_html(run: SearchRun, gif: Optional[bytes], cell_svg: Optional[bytes], curves: bytes,
-                weights: Optional[bytes], consistency: Optional[bytes] = None) -> str:
+                weights: Optional[bytes], film_caption: Optional[str] = None,
+                consistency: Optional[bytes] = None) -> str:
     """One page, no external resources: every image is a data URI and the style is inline."""
     name = run.name
     total = run.planned_epochs
@@ -145,6 +147,7 @@ def render_html(run: SearchRun, gif: Optional[bytes], cell_svg: Optional[bytes],
     parts += [
         '<h2>Derived cells, epoch by epoch</h2>',
         _img(_data_uri(gif, 'image/gif') if gif else None, 'derived cells per epoch (animation)', 'film'),
+        f'<p class="status">{_esc(film_caption)}</p>' if film_caption else '',
         '<h2>Final cells</h2>' if run.complete else '<h2>Current cells</h2>',
         _img(_data_uri(cell_svg, 'image/svg+xml') if cell_svg else None, 'cell diagram'),
         '<h2>Curves</h2>', _img(_data_uri(curves, 'image/png'), 'training curves'),
@@ -174,18 +177,18 @@ def render_html(run: SearchRun, gif: Optional[bytes], cell_svg: Optional[bytes],
 
 
 def build_report(run_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike, None] = None,
-                 frame_ms: int = 700, gif_frames: int = GIF_FRAMES) -> Path:
+                 frame_ms: int = 700, max_frames: int = MAX_FRAMES) -> Path:
     """Write every report file into ``out_dir`` (default ``RUN_DIR/report``); return the HTML page's path.
 
     Frames are written as they are drawn (an interrupted report keeps them, and the next one reuses them).
     """
     if frame_ms < 1:
         raise ReportError(f'frame_ms: expected a positive number of milliseconds, got {frame_ms}')
-    if gif_frames < 1:
-        raise ReportError(f'gif_frames: expected at least 1 frame, got {gif_frames}')
+    if max_frames < 1:
+        raise ReportError(f'max_frames: expected at least 1 frame, got {max_frames}')
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.run_dir / 'report'
-    _, gif_path = render_frames(run, out, frame_ms=frame_ms, gif_frames=gif_frames)
+    film = render_frames(run, out, frame_ms=frame_ms, max_frames=max_frames)
     g = run.genotype()
     cell_svg = None
     if g is not None:  # names reach the drawing only as escaped title text, never as DOT identifiers
@@ -200,14 +203,15 @@ def build_report(run_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLi
     consistency = consistency_png(run)
     if consistency is not None:
         write_atomic(out / 'consistency.png', consistency)
-    gif = gif_path.read_bytes() if gif_path else None
-    return write_atomic(out / 'report.html', render_html(run, gif, cell_svg, curves, weights, consistency))
+    gif = film.gif.read_bytes() if film.gif else None
+    return write_atomic(out / 'report.html', render_html(run, gif, cell_svg, curves, weights, film.caption,
+                                                         consistency))
 
 
 def _cli_report(args: argparse.Namespace) -> int:
     """An unusable run directory is exit code 2; an environment without Graphviz, or failed I/O, 1."""
     try:
-        path = build_report(args.run_dir, args.output, frame_ms=args.frame_ms, gif_frames=args.gif_frames)
+        path = build_report(args.run_dir, args.output, frame_ms=args.frame_ms, max_frames=args.max_frames)
     except ReportError as e:
         raise CLIError(str(e)) from e
     except (GraphvizNotFoundError, ImportError, OSError, RuntimeError) as e:
@@ -225,8 +229,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     'report.html. Works while the search runs.')
     p.add_argument('run_dir', metavar='RUN_DIR', help='search run directory (holds metrics.jsonl)')
     p.add_argument('-o', '--output', metavar='OUT_DIR', help='output directory (default: RUN_DIR/report)')
-    p.add_argument('--frame-ms', type=int, default=700, help='animation: milliseconds per epoch (default 700)')
-    p.add_argument('--gif-frames', type=int, default=GIF_FRAMES, help='animation: at most this many epochs, evenly '
-                   f'spaced, and the last (default {GIF_FRAMES}); frames/ holds every epoch')
+    p.add_argument('--frame-ms', type=int, default=700, help='animation: milliseconds per frame (default 700)')
+    p.add_argument('--max-frames', type=int, default=MAX_FRAMES, help='film: at most this many frames; the epochs '
+                   'where the derived cell changed, and the first and the last, are thinned evenly to fit '
+                   f'(default {MAX_FRAMES})')
+    p.add_argument('--gif-frames', type=int, dest='max_frames', help=argparse.SUPPRESS)  # the old name
     p.set_defaults(func=_cli_report)
     return p
