@@ -34,7 +34,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 from timm.scheduler import create_scheduler_v2
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 import entrannas_timm
 from entrannas_timm import CellNetwork, Genotype
@@ -53,6 +52,7 @@ from entrannas_timm.reports.records import (
     write_metrics,
 )
 from entrannas_timm.train.checkpoint import read_checkpoint
+from entrannas_timm.utils.console import Console
 from entrannas_timm.utils.files import write_atomic
 from entrannas_timm.utils.finite import non_finite
 
@@ -135,25 +135,6 @@ class SearchResult:
     output: Path
     rank: int = 0
     files_written: List[str] = field(default_factory=list)
-
-
-class _Printer:
-    """Console output: progress bars and a summary line per epoch, JSON lines only, or nothing."""
-
-    def __init__(self, cfg: SearchConfig, is_main: bool):
-        self.mode = 'off' if not is_main or cfg.quiet else ('json' if cfg.json else 'text')
-
-    def bar(self, total: int, desc: str):
-        return tqdm(total=total, desc=desc, disable=self.mode != 'text', leave=False, dynamic_ncols=True,
-                    unit='step')
-
-    def text(self, line: str) -> None:
-        if self.mode == 'text':
-            tqdm.write(line)
-
-    def json(self, obj: Dict[str, Any]) -> None:
-        if self.mode == 'json':
-            print(json.dumps(obj), flush=True)
 
 
 @dataclass
@@ -299,7 +280,7 @@ class _Run:
     out: Path
     info: DistInfo
     device: torch.device
-    printer: _Printer
+    printer: Console
     data: SearchData
     train_loader: DataLoader
     val_loader: DataLoader
@@ -382,7 +363,7 @@ def _set_up(cfg: SearchConfig, out: Path, ckpt: Optional[Dict[str, Any]], info: 
     if cfg.batch_size % info.world_size:
         raise ConfigError(f'--batch-size {cfg.batch_size} is global and must divide evenly over '
                           f'{info.world_size} processes')
-    printer = _Printer(cfg, info.is_main)
+    printer = Console.for_command(cfg.quiet, cfg.json, info.is_main, text_to='stdout')
     if cfg.amp and device.type != 'cuda':
         printer.text('note: --amp (bf16 autocast) applies on CUDA only; running in float32 on CPU')
     if cfg.deterministic:
@@ -528,7 +509,7 @@ def _consistency(r: _Run, epoch: int) -> Optional[Dict[str, Any]]:
     r.kept.phase = f'the consistency measurement after epoch {epoch + 1}'
     rec = measure(r.model, r.data, r.heldout, ConsistencySettings.from_config(r.cfg), epoch=epoch + 1,
                   epochs=r.cfg.epochs, method=r.cfg.method, source='search', workers=r.cfg.workers,
-                  progress=Progress(bar=r.printer.mode == 'text'))
+                  progress=Progress(bar=r.printer.bars))
     r.kept.phase = f'epoch {epoch + 1}'
     r.consistency.append(rec)
     if r.info.is_main:

@@ -18,7 +18,6 @@ import datetime
 import inspect
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from ..data.loader import (
 from ..models.genotype import Genotype, GenotypeError
 from ..models.profile import model_cost, peak_memory_mb
 from ..models.registry import FAMILIES, GENERIC_MODELS, MODEL_GENOTYPES
+from ..utils.console import Console
 from ..utils.errors import CLIError
 from ..utils.files import write_atomic
 from ..utils.finite import non_finite
@@ -101,27 +101,6 @@ class TrainResult:
     records: List[Dict[str, Any]]
     best: Optional[Dict[str, Any]]
     rank: int = 0
-
-
-class _Printer:
-    """Progress bars and one line per epoch, JSON lines only (``--json``), or nothing (``--quiet``, other ranks)."""
-
-    def __init__(self, cfg: TrainConfig, is_main: bool):
-        self.mode = 'off' if not is_main or cfg.quiet else ('json' if cfg.json else 'text')
-
-    def bar(self, total: int, desc: str):
-        from tqdm import tqdm
-        return tqdm(total=total, desc=desc, disable=self.mode != 'text', leave=False, dynamic_ncols=True,
-                    unit='step', file=sys.stderr)
-
-    def text(self, line: str) -> None:
-        if self.mode == 'text':
-            from tqdm import tqdm
-            tqdm.write(line, file=sys.stderr)
-
-    def json(self, obj: Dict[str, Any]) -> None:
-        if self.mode == 'json':
-            print(json.dumps(obj), flush=True)
 
 
 def _seed_everything(seed: int) -> None:
@@ -333,7 +312,7 @@ def _run(cfg: TrainConfig, out: Path, ckpt: Optional[Dict[str, Any]], dist: Dict
     from timm.utils import distribute_bn
     device, rank, world = torch.device(dist['device']), dist['global_rank'], dist['world_size']
     is_main = rank == 0
-    printer = _Printer(cfg, is_main)
+    printer = Console.for_command(cfg.quiet, cfg.json, is_main)
     if cfg.batch_size % (world * cfg.grad_accum):
         raise CLIError(f'--batch-size {cfg.batch_size} is global and must divide evenly over {world} process(es) x '
                        f'--grad-accum {cfg.grad_accum}')
