@@ -16,13 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 from entrannas_timm import Genotype
 from entrannas_timm.hub.export import read_run_records
-from entrannas_timm.reports.records import read_config, read_metrics, search_cost_seconds
+from entrannas_timm.reports.records import (
+    CONSISTENCY_STAGES,
+    read_config,
+    read_consistency,
+    read_metrics,
+    search_cost_seconds,
+)
 from entrannas_timm.utils.files import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,8 +133,9 @@ def collect(name: str) -> None:
         raise SystemExit(f'{name}: {run}/genotype.json is missing; run `search {name}` to the end first')
     record = ROOT / 'records' / 'search' / name
     record.mkdir(parents=True, exist_ok=True)
-    for f in ('config.json', 'metrics.jsonl', 'genotype.json'):
-        shutil.copyfile(run / f, record / f)
+    for f in ('config.json', 'metrics.jsonl', 'genotype.json', 'consistency.jsonl'):
+        if (run / f).exists():  # consistency.jsonl: searches with the consistency measurement
+            shutil.copyfile(run / f, record / f)
     if (record / 'report').exists():
         shutil.rmtree(record / 'report')
     # report.html is self-contained (animation, curves, weights inline): keep it and the final cell's diagram only
@@ -235,6 +243,32 @@ def export(genotype: str, seed: int) -> None:
     print(f'{name}: hub/{name}/, test top-1 {full["top1"]:.2f} %')
 
 
+def _mean_sd(values: list[float]) -> str:
+    """Mean ± SD (sample SD, over seeds) in percent points; the SD is left out for one value."""
+    mean = f'{100 * statistics.mean(values):.1f}'
+    return mean + (f' ± {100 * statistics.stdev(values):.1f}' if len(values) > 1 else '')
+
+
+def consistency_table() -> list[str]:
+    """Per search and measured epoch: each stage's held-out accuracy and the gap super-net − inherited, mean ± SD
+    over the search's seeds (the search's own measurements, ``source: search``)."""
+    by_search: dict[str, dict[int, list[dict]]] = {}
+    for run, (name, _) in search_runs().items():
+        record = ROOT / 'records' / 'search' / run
+        for m in read_consistency(record) if record.is_dir() else []:
+            if m['source'] == 'search':
+                by_search.setdefault(name, {}).setdefault(m['epoch'], []).append(m)
+    out = ['| search | epoch | seeds | ' + ' | '.join(CONSISTENCY_STAGES) + ' | gap super-net − inherited |',
+           '|---|---|---|' + '---|' * len(CONSISTENCY_STAGES) + '---|']
+    for name, epochs in by_search.items():
+        for epoch, ms in sorted(epochs.items()):
+            stages = [_mean_sd([m['acc'][s] for m in ms]) for s in CONSISTENCY_STAGES]
+            gap = _mean_sd([m['acc']['supernet'] - m['acc']['inherited'] for m in ms])
+            out.append(f'| `{name}` | {epoch} of {ms[0]["epochs"]} | {len(ms)} | ' + ' | '.join(stages)
+                       + f' | {gap} |')
+    return out if len(out) > 2 else []
+
+
 def tables() -> str:
     """The README's tables (markdown) from the committed records."""
     rows = {n: search_summary(ROOT / 'records' / 'search' / n) for n in search_runs()
@@ -246,7 +280,8 @@ def tables() -> str:
     for n, r in rows.items():
         lam = f', λ {r["lam"]}' if r['lam'] is not None else ''
         note = '' if r['converged'] else ' (less than the last fifth)'
-        ratio = f' {darts["cpu_h"] / r["cpu_h"]:.1f}× |' if darts else ''
+        same_protocol = darts and darts['epochs'] == r['epochs']  # a ratio only between searches of one length
+        ratio = (f' {darts["cpu_h"] / r["cpu_h"]:.1f}× |' if same_protocol else ' – |') if darts else ''
         out.append(f'| `{n}` | {r["method"]}, {r["space"]}{lam} | {r["stable_from_epoch"]} of {r["epochs"]}{note} | '
                    f'{r["cpu_h_to_stable"]:.2f} / {r["cpu_h"]:.2f} |{ratio} '
                    f'{r["wall_h_to_stable"]:.2f} / {r["wall_h"]:.2f} | {100 * r["supernet_val_acc"]:.1f} % |')
@@ -274,6 +309,9 @@ def tables() -> str:
         out.append(f'| `{genotype}` | {how} | {runs[0]["params"]:,} | {runs[0]["macs"] / 1e6:.1f}M | '
                    f'{" / ".join(f"{a:.2f}" for a in accs)} | {sum(accs) / len(accs):.2f} | '
                    f'{minutes} |')
+    consistency = consistency_table()
+    if consistency:
+        out += ['', *consistency]
     return '\n'.join(out)
 
 
