@@ -48,3 +48,11 @@ def _ctrl_c_before(owner: Any, name: str, call: int = 1) -> Iterator[None]:
 def ctrl_c_before() -> Callable[..., Any]:
     """``with ctrl_c_before(owner, name, call): ...``: Ctrl-C just before that call (see ``_ctrl_c_before``)."""
     return _ctrl_c_before
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.fashion_mnist``: the test reads the real Fashion-MNIST files; skipped where they are missing."""
+    if item.get_closest_marker('fashion_mnist') is not None:
+        from entrannas_timm.data.datasets import DEBIAN_FASHION_MNIST
+        if not DEBIAN_FASHION_MNIST.is_dir():
+            pytest.skip(f'{DEBIAN_FASHION_MNIST} not installed (apt-get install dataset-fashion-mnist)')

@@ -11,7 +11,6 @@ import pytest
 from entrannas_timm import Genotype
 from entrannas_timm.reports.film import film_epochs
 from entrannas_timm.reports.records import read_metrics
-from search.data import DEBIAN_FASHION_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,8 +23,7 @@ def _load(name: str):
     return mod
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEBIAN_FASHION_MNIST} not installed '
-                    '(apt-get install dataset-fashion-mnist)')
+@pytest.mark.fashion_mnist
 def test_engine_placement_study_runs_on_real_fashion_mnist(tmp_path: Path) -> None:
     study = _load('engine_placement')
     out = tmp_path / 'quality.jsonl'

@@ -18,7 +18,6 @@ from typing import Callable, List, Sequence
 import pytest
 
 from entrannas_timm.cli import main as entrannas_main
-from entrannas_timm.data.datasets import DEBIAN_FASHION_MNIST
 from search.cli import main as search_main
 
 EPOCHS = 2
@@ -28,7 +27,6 @@ TRAIN = ['train', 'darts_v2_cifar10', '--dataset', 'fashion-mnist', '--data-dir'
 SEARCH = ['--method', 'entrannas', '--synthetic', '--subset', '32', '--image-size', '16', '--channels', '4',
           '--layers', '3', '--epochs', str(EPOCHS), '--batch-size', '8', '--workers', '0', '--device', 'cpu',
           '--threads', '1', '--eval-channels', '8', '--eval-layers', '3']
-needs_fmnist = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEBIAN_FASHION_MNIST} not installed')
 
 
 def _on_terminal(monkeypatch, command: Callable[[List[str]], int], argv: Sequence[str]) -> str:
@@ -64,7 +62,7 @@ def _epoch_lines(text: str) -> List[str]:
     return [line for line in text.splitlines() if re.match(r'epoch \d+/\d+', line.strip())]
 
 
-@needs_fmnist
+@pytest.mark.fashion_mnist
 def test_train_draws_bars_on_a_terminal_and_prints_one_line_per_epoch_in_a_log(capsys, monkeypatch, tmp_path: Path):
     assert entrannas_main([*TRAIN, '--output', str(tmp_path / 'log')]) == 0
     log = capsys.readouterr().err

@@ -16,7 +16,7 @@ from entrannas_timm import CellNetwork, Genotype
 from entrannas_timm.reports.records import EPOCH_FIELDS, read_metrics
 from search.cli import main, parse_config
 from search.config import ConfigError, resolve_config
-from search.data import DEBIAN_FASHION_MNIST, DataError, build_search_data, read_idx
+from search.data import DataError, build_search_data, read_idx
 from search.loop import ResumeError, Searcher, SearchError, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,8 +101,7 @@ def test_export_genotype_builds_with_timm(tmp_path, monkeypatch):
     assert not (tmp_path / 'run2').exists()
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEBIAN_FASHION_MNIST} not installed '
-                    '(Debian package with the Fashion-MNIST idx files)')
+@pytest.mark.fashion_mnist
 def test_fashion_mnist_real_data(tmp_path):
     cfg = parse_config(['--dataset', 'fashion-mnist', '--data-dir', str(tmp_path / 'empty')])
     data = build_search_data(cfg)

@@ -21,7 +21,6 @@ from safetensors.torch import load_file
 
 from entrannas_timm.cli import main as cli_main
 from entrannas_timm.data import loader
-from entrannas_timm.data.datasets import DEBIAN_FASHION_MNIST
 from entrannas_timm.models.constants import DATASET_STATS
 from entrannas_timm.train import checkpoint
 from entrannas_timm.train.config import resolve_config
@@ -29,8 +28,6 @@ from entrannas_timm.train.trainer import NonFiniteError, run
 from entrannas_timm.utils.errors import CLIError
 
 ROOT = Path(__file__).resolve().parents[1]
-needs_fmnist = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEBIAN_FASHION_MNIST} not installed '
-                                  '(apt-get install dataset-fashion-mnist)')
 TINY = ['--dataset', 'fashion-mnist', '--data-dir', 'no-such-dir', '--subset', '128', '--val-subset', '64',
         '--channels', '4', '--layers', '3', '--batch-size', '32', '--seed', '1']
 TIMING = ('images_per_s', 'train_time_s', 'epoch_time_s', 'epoch_cpu_s', 'peak_mem_mb')
@@ -154,7 +151,7 @@ def test_every_split_of_a_global_batch_sees_the_same_images():
 
 
 # ---- a run ----------------------------------------------------------------------------------------------------
-@needs_fmnist
+@pytest.mark.fashion_mnist
 def test_run_directory_holds_safe_complete_records(tmp_path):
     out = tmp_path / 'run'
     res = run(_config(epochs=2, ema=True, output=str(out)))
@@ -192,7 +189,7 @@ def _train_proc(out: Path, *extra: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-@needs_fmnist
+@pytest.mark.fashion_mnist
 def test_killed_and_resumed_run_ends_bit_exact(tmp_path):
     full, killed = tmp_path / 'full', tmp_path / 'killed'
     ref, victim = _train_proc(full), _train_proc(killed)
@@ -217,7 +214,7 @@ def test_killed_and_resumed_run_ends_bit_exact(tmp_path):
     assert lines[-1]['event'] == 'done' and all('epoch' in r for r in lines[:-1])
 
 
-@needs_fmnist
+@pytest.mark.fashion_mnist
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     out = tmp_path / 'run'
     run(_config(epochs=2, output=str(out)))
@@ -243,7 +240,7 @@ def _cli(capsys, *args: str) -> tuple:
     return code, out, err
 
 
-@needs_fmnist
+@pytest.mark.fashion_mnist
 def test_bad_input_is_one_line_and_damages_nothing(capsys, tmp_path):
     out = tmp_path / 'run'
     run(_config(epochs=1, output=str(out)))
@@ -282,7 +279,7 @@ def _rank(rank: int, port: int, out: str) -> None:
     run(_config(output=out, **DDP_ARGS))
 
 
-@needs_fmnist
+@pytest.mark.fashion_mnist
 def test_two_gloo_processes_train_the_weights_of_one(tmp_path):
     port, ddp = _free_port(), tmp_path / 'ddp'
     ctx = mp.get_context('spawn')
@@ -308,7 +305,7 @@ def test_two_gloo_processes_train_the_weights_of_one(tmp_path):
     assert json.loads((ddp / 'config.json').read_text())['world_size'] == 2
 
 
-@needs_fmnist
+@pytest.mark.fashion_mnist
 def test_throughput_benchmark_runs_side_by_side(tmp_path):
     import importlib.util
     spec = importlib.util.spec_from_file_location('train_throughput', ROOT / 'benchmarks' / 'train_throughput.py')

@@ -18,7 +18,6 @@ from huggingface_hub import scan_cache_dir
 from safetensors.torch import load_file, save_file
 
 from entrannas_timm.cli import main as cli_main
-from entrannas_timm.data.datasets import DEBIAN_FASHION_MNIST
 from entrannas_timm.hub.export import export_run
 from entrannas_timm.hub.publish import install_in_cache
 from entrannas_timm.models.constants import DATASET_STATS
@@ -28,8 +27,7 @@ from entrannas_timm.train.trainer import run
 from entrannas_timm.utils.errors import CLIError
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEBIAN_FASHION_MNIST} not installed '
-                                '(apt-get install dataset-fashion-mnist)')
+pytestmark = pytest.mark.fashion_mnist
 SIZE = dict(channels=4, layers=3, in_chans=1)
 TAG_REPO = 'entrannas/darts_v2_cifar10.c10'
 SEARCHED = json.loads((ROOT / 'tests' / 'fixtures' / 'dst_cell.json').read_text())

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import entrannas_timm
-from entrannas_timm.data.datasets import DEBIAN_FASHION_MNIST
 from entrannas_timm.hub.publish import install_in_cache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +30,7 @@ _OFFLINE = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f'{DEBIAN_FASHION_MNIST} not installed '
-                    '(apt-get install dataset-fashion-mnist)')
+@pytest.mark.fashion_mnist
 def test_trained_checkpoints_load_offline_with_their_recorded_accuracy(tmp_path):
     """Each hub/<name>/ installed into a fresh local Hugging Face cache loads with timm's hf-hub: offline and
     scores what records/train/results.json says on the first test images (the exported files, not a run dir)."""
