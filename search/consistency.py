@@ -51,6 +51,7 @@ from entrannas_timm.reports.records import (
 )
 from entrannas_timm.reports.records import CONSISTENCY_SOURCES as SOURCES
 from entrannas_timm.reports.records import CONSISTENCY_STAGES as STAGES
+from entrannas_timm.train.precise_bn import recalibrate_bn
 
 from .config import ConfigError, SearchConfig, check_ranges
 from .data import HeldOut, SearchData
@@ -267,28 +268,6 @@ def _batches(data: Dataset, count: int, settings: ConsistencySettings, workers: 
                 return
 
 
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]],
-                   progress: Optional[Progress] = None) -> None:
-    """Re-estimate every batch norm's running statistics as the plain average over ``batches`` (train-mode
-    forwards, no gradient); momentum is restored afterwards and the model left in eval mode."""
-    bns = [m for m in model.modules() if _is_bn(m)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: every batch counts alike
-    model.train()
-    try:
-        for x, _ in batches:
-            model(x)
-            if progress is not None:
-                progress.step()
-    finally:
-        for m, momentum in zip(bns, momenta):
-            m.momentum = momentum
-        model.eval()
-
-
 def _train(model: nn.Module, batches: Iterator[Tuple[torch.Tensor, torch.Tensor]], settings: ConsistencySettings,
            progress: Progress) -> None:
     """SGD at a constant learning rate over ``batches`` (momentum, weight decay and gradient clip of the search)."""
@@ -337,7 +316,8 @@ def measure(supernet: SearchNetwork, data: SearchData, heldout: HeldOut, setting
             inheritance = inherit_weights(supernet, net)
             evaluate('inherited', net)
             progress.stage('recalibrating')
-            recalibrate_bn(net, _batches(data.train, settings.batches, settings, workers, device), progress)
+            recalibrate_bn(net, _batches(data.train, settings.batches, settings, workers, device), progress.step)
+            net.eval()
             evaluate('recalibrated', net)
             progress.stage('fine-tuning')
             _train(net, _batches(data.train, settings.steps, settings, workers, device), settings, progress)

@@ -22,7 +22,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ from ..models.constants import DATASET_STATS
 from .datasets import DATASET_SHAPES, SMALL_DATASETS, DataError, read_small
 
 __all__ = ['DATASETS', 'Augment', 'ImageData', 'load_data', 'cutout_', 'default_workers', 'train_batches',
-           'eval_batches', 'split_micro', 'steps_per_epoch']
+           'eval_batches', 'calibration_batches', 'split_micro', 'steps_per_epoch']
 
 DATASETS: Tuple[str, ...] = (*SMALL_DATASETS, 'imagenet', 'imagefolder')
 """Data sets the trainer and ``entrannas validate`` read."""
@@ -286,9 +286,11 @@ def train_batches(data: ImageData, batch_size: int, epoch: int, seed: int, aug: 
 
 
 def eval_batches(data: ImageData, batch_size: int, device: torch.device, rank: int = 0, world: int = 1,
-                 workers: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-    """This rank's shard (every ``world``-th image, none twice) of ``data`` in order, without augmentation."""
-    idx_all = list(range(rank, len(data), world))
+                 workers: int = 0, indices: Optional[Sequence[int]] = None
+                 ) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """This rank's shard (every ``world``-th image, none twice) of ``data`` (or of its ``indices``) in order,
+    without augmentation."""
+    idx_all = list(range(len(data)) if indices is None else indices)[rank::world]
     if data.small:
         assert data.images is not None and data.labels is not None
         for k in range(0, len(idx_all), batch_size):
@@ -301,6 +303,16 @@ def eval_batches(data: ImageData, batch_size: int, device: torch.device, rank: i
                         pin_memory=device.type == 'cuda')
     for x, y, _ in loader:
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def calibration_batches(data: ImageData, batch_size: int, count: int, seed: int, device: torch.device,
+                        rank: int = 0, world: int = 1, workers: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` batches of a seeded random sample of ``data`` without augmentation (what inference sees), for
+    re-estimating batch-norm statistics; each rank reads its shard of the sample. A random sample, because a
+    folder's images come ordered by class."""
+    n = min(len(data), count * batch_size * world)
+    sample = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    return eval_batches(data, batch_size, device, rank, world, workers, indices=sample)
 
 
 def split_micro(x: torch.Tensor, parts: int) -> List[torch.Tensor]:

@@ -91,6 +91,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    'linearly from 0 (DARTS)')
     g.add_argument('--cutout', type=int, metavar='PIXELS', help='Cutout square side (DARTS form: centre anywhere, '
                    'clipped at the borders; 0 = off)')
+    g.add_argument('--precise-bn', type=int, metavar='BATCHES', help='before each validation, re-estimate the '
+                   'batch-norm statistics on this many training batches without augmentation, with the weights of '
+                   'the epoch end (0 = off: the running averages of training); short runs need it (docs/method.md, '
+                   'Precise BN)')
     g.add_argument('--ema', action='store_true', help='also keep an exponential moving average of the weights '
                    '(timm ModelEmaV3), validated every epoch and saved as *_ema.safetensors')
     g.add_argument('--ema-decay', type=float, help=f'EMA decay per step (default {_D.ema_decay})')

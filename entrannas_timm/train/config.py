@@ -24,19 +24,22 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # DARTS CIFAR-10 (Liu et al. 2019, and its train.py): 20 cells, 36 channels
     'cifar': dict(dataset='cifar10', channels=36, layers=20, epochs=600, batch_size=96, lr=0.025, min_lr=0.,
                   sched='cosine', momentum=0.9, weight_decay=3e-4, grad_clip=5., label_smoothing=0., aux_weight=0.4,
-                  drop_path=0.2, cutout=16, warmup_epochs=0),
+                  drop_path=0.2, cutout=16, warmup_epochs=0, precise_bn=0),
     # DARTS ImageNet mobile setting (its train_imagenet.py; 250 epochs as in the paper): 14 cells, 48 channels
     'imagenet': dict(dataset='imagenet', channels=48, layers=14, epochs=250, batch_size=128, lr=0.1, min_lr=0.,
                      sched='step', decay_rate=0.97, momentum=0.9, weight_decay=3e-5, grad_clip=5.,
-                     label_smoothing=0.1, aux_weight=0.4, drop_path=0., cutout=0, warmup_epochs=0),
+                     label_smoothing=0.1, aux_weight=0.4, drop_path=0., cutout=0, warmup_epochs=0,
+                     precise_bn=0),
     # PC-DARTS ImageNet (its train_imagenet.py): batch 1024, lr 0.5, 5 warm-up epochs, linear decay
     'imagenet-pc-darts': dict(dataset='imagenet', channels=48, layers=14, epochs=250, batch_size=1024, lr=0.5,
                               min_lr=0., sched='linear', momentum=0.9, weight_decay=3e-5, grad_clip=5.,
-                              label_smoothing=0.1, aux_weight=0.4, drop_path=0., cutout=0, warmup_epochs=5),
+                              label_smoothing=0.1, aux_weight=0.4, drop_path=0., cutout=0, warmup_epochs=5,
+                              precise_bn=0),
     # our CPU-scale protocol for the offline data: the DARTS CIFAR recipe, scaled (docs/method.md)
     'fashion-mnist': dict(dataset='fashion-mnist', channels=16, layers=8, epochs=10, batch_size=96, lr=0.05,
                           min_lr=0., sched='cosine', momentum=0.9, weight_decay=3e-4, grad_clip=5.,
-                          label_smoothing=0., aux_weight=0.4, drop_path=0.1, cutout=8, warmup_epochs=0),
+                          label_smoothing=0., aux_weight=0.4, drop_path=0.1, cutout=8, warmup_epochs=0,
+                          precise_bn=20),
 }
 DATASET_PRESET = {'cifar10': 'cifar', 'cifar100': 'cifar', 'imagenet': 'imagenet', 'imagefolder': 'imagenet',
                   'mnist': 'fashion-mnist', 'fashion-mnist': 'fashion-mnist'}
@@ -76,6 +79,7 @@ class TrainConfig:
     aux_weight: float = 0.4                   # 0 = no auxiliary head
     drop_path: float = 0.2                    # final drop-path probability, ramped linearly from 0 over the epochs
     cutout: int = 16
+    precise_bn: int = 0                       # batches re-estimating BN statistics before each validation
     ema: bool = False
     ema_decay: float = 0.9998
     grad_accum: int = 1
@@ -121,7 +125,7 @@ def check_config(cfg: TrainConfig) -> None:
         raise CLIError(f'--channels: expected an even number, got {cfg.channels}')
     if cfg.layers is not None and cfg.layers < 3:
         raise CLIError(f'--layers: a network needs at least 3 cells (normal, reduce, reduce), got {cfg.layers}')
-    for name in ('workers', 'warmup_epochs', 'cutout'):
+    for name in ('workers', 'warmup_epochs', 'cutout', 'precise_bn'):
         v = getattr(cfg, name)
         if v is not None and v < 0:
             raise CLIError(f'--{name.replace("_", "-")}: expected >= 0, got {v}')

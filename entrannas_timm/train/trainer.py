@@ -30,6 +30,7 @@ from ..data.datasets import DataError
 from ..data.loader import (
     Augment,
     ImageData,
+    calibration_batches,
     default_workers,
     load_data,
     split_micro,
@@ -54,6 +55,7 @@ from .checkpoint import (
     save_weights,
 )
 from .config import TrainConfig, resume_config
+from .precise_bn import recalibrate_bn
 from .validate import evaluate
 
 __all__ = ['TrainResult', 'NonFiniteError', 'model_spec', 'run']
@@ -377,10 +379,18 @@ def _run(cfg: TrainConfig, out: Path, ckpt: Optional[Dict[str, Any]], dist: Dict
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         train_s = time.perf_counter() - t0
+        nets = [trainer.model] + ([trainer.ema.module] if trainer.ema is not None else [])
+        if cfg.precise_bn:  # statistics of the network as inference runs it: clean images, no drop path
+            for net in nets:
+                net.set_drop_path(0.)
+                # forwards of the training micro-batch size, so N processes or N accumulation steps agree
+                batches = calibration_batches(train, cfg.batch_size // world, cfg.precise_bn,
+                                              cfg.seed * 100003 + epoch, device, rank, world, workers)
+                recalibrate_bn(net, ((xm, y) for x, y in batches for xm in split_micro(x, cfg.grad_accum)))
+            trainer.model.set_drop_path(drop_prob)
         if dist['distributed']:
-            distribute_bn(trainer.model, world, reduce=True)
-            if trainer.ema is not None:
-                distribute_bn(trainer.ema.module, world, reduce=True)
+            for net in nets:
+                distribute_bn(net, world, reduce=True)
         rec: Dict[str, Any] = dict(epoch=epoch + 1, epochs=cfg.epochs, lr=lr, drop_path=drop_prob,
                                    train_loss=float(sums[0] / sums[4]), train_top1=float(100 * sums[2] / sums[4]),
                                    train_top5=float(100 * sums[3] / sums[4]))
