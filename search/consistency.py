@@ -51,7 +51,7 @@ from entrannas_timm.reports.records import (
 )
 from entrannas_timm.reports.records import CONSISTENCY_SOURCES as SOURCES
 from entrannas_timm.reports.records import CONSISTENCY_STAGES as STAGES
-from entrannas_timm.train.precise_bn import recalibrate_bn
+from entrannas_timm.train.precise_bn import is_batch_norm, recalibrate_bn
 
 from .config import ConfigError, SearchConfig, check_ranges
 from .data import HeldOut, SearchData
@@ -129,10 +129,6 @@ def _zoo_layout(spec, feature_sharing: bool) -> List[List[Tuple[str, int, int]]]
     return layout
 
 
-def _is_bn(m: nn.Module) -> bool:
-    return isinstance(m, nn.modules.batchnorm._BatchNorm)
-
-
 @torch.no_grad()
 def _copy_into(src: nn.Module, dst: nn.Module, prefix: str, report: Inheritance) -> None:
     """Copy every tensor of ``src`` into the ``dst`` tensor of the same name and shape; a ``dst`` batch norm whose
@@ -149,12 +145,12 @@ def _copy_into(src: nn.Module, dst: nn.Module, prefix: str, report: Inheritance)
             used.add(name)
             report.copied += 1
             continue
-        if s is None and leaf in ('weight', 'bias') and _is_bn(dst.get_submodule(path)):
+        if s is None and leaf in ('weight', 'bias') and is_batch_norm(dst.get_submodule(path)):
             try:
                 counterpart = src.get_submodule(path)
             except AttributeError:
                 counterpart = None
-            if (counterpart is not None and _is_bn(counterpart) and not counterpart.affine
+            if (counterpart is not None and is_batch_norm(counterpart) and not counterpart.affine
                     and counterpart.num_features == t.shape[0]):
                 t.fill_(1. if leaf == 'weight' else 0.)
                 report.affine_identity += 1

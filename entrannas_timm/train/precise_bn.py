@@ -14,9 +14,9 @@ import torch
 import torch.nn as nn
 
 
-def batch_norms(model: nn.Module) -> list:
-    """Every batch-norm layer of ``model`` (1d/2d/3d, sync BN included)."""
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+def is_batch_norm(m: nn.Module) -> bool:
+    """A batch-norm layer (1d/2d/3d, sync BN included): torch's shared base class is the one test for all."""
+    return isinstance(m, nn.modules.batchnorm._BatchNorm)
 
 
 @torch.no_grad()
@@ -26,7 +26,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, torch
     forwards, no gradient; ``on_batch`` after each). Momenta, ``num_batches_tracked`` (a count of training steps,
     which this is not) and the model's train/eval mode are restored; returns the number of batches seen (0 leaves
     the statistics as they were)."""
-    norms = [m for m in batch_norms(model) if m.track_running_stats]
+    norms = [m for m in model.modules() if is_batch_norm(m) and m.track_running_stats]
     saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
              for m in norms]
     was_training = model.training

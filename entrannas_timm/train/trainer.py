@@ -55,7 +55,7 @@ from .checkpoint import (
     save_weights,
 )
 from .config import TrainConfig, resume_config
-from .precise_bn import recalibrate_bn
+from .precise_bn import is_batch_norm, recalibrate_bn
 from .validate import evaluate
 
 __all__ = ['TrainResult', 'NonFiniteError', 'model_spec', 'run']
@@ -181,8 +181,7 @@ class _Trainer:
                        else 'broadcast_buffers')  # the newer name, where torch has it
             self.net = ddp(self.model, device_ids=[device.index] if device.type == 'cuda' else None,
                            **{no_sync: False})
-        self.norms = [m for m in self.model.modules()
-                      if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.momentum is not None]
+        self.norms = [m for m in self.model.modules() if is_batch_norm(m) and m.momentum is not None]
         if cfg.compile:
             self.net = torch.compile(self.net)
         self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext())
@@ -365,7 +364,8 @@ def _run(cfg: TrainConfig, out: Path, ckpt: Optional[Dict[str, Any]], dist: Dict
     session_t0 = time.perf_counter()
     for epoch in range(start, cfg.epochs):
         t0, cpu0 = time.perf_counter(), time.process_time()
-        _seed_everything(cfg.seed * 100003 + epoch)
+        epoch_seed = cfg.seed * 100003 + epoch
+        _seed_everything(epoch_seed)
         trainer.scheduler.step(epoch)
         drop_prob = cfg.drop_path * epoch / cfg.epochs
         trainer.model.set_drop_path(drop_prob)
@@ -385,7 +385,7 @@ def _run(cfg: TrainConfig, out: Path, ckpt: Optional[Dict[str, Any]], dist: Dict
                 net.set_drop_path(0.)
                 # forwards of the training micro-batch size, so N processes or N accumulation steps agree
                 batches = calibration_batches(train, cfg.batch_size // world, cfg.precise_bn,
-                                              cfg.seed * 100003 + epoch, device, rank, world, workers)
+                                              epoch_seed, device, rank, world, workers)
                 recalibrate_bn(net, ((xm, y) for x, y in batches for xm in split_micro(x, cfg.grad_accum)))
             trainer.model.set_drop_path(drop_prob)
         if dist['distributed']:
