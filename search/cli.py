@@ -1,5 +1,6 @@
 """``python -m search``: the command line of the search (flags -> :class:`SearchConfig` -> :func:`loop.run`);
-``python -m search consistency RUN`` measures a run's consistency (:mod:`search.consistency`)."""
+``python -m search consistency RUN`` measures a run's consistency (:mod:`search.consistency`);
+``python -m search dst-budget RUN`` costs a DST run's cells at other thresholds (:mod:`search.dst_budget`)."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,7 @@ examples:
   python -m search --method darts --synthetic --subset 64 --epochs 1 --output /tmp/smoke
   python -m search --preset cifar10 --method entrannas-dst --consistency-epochs 10,25,end --output runs/dst
   python -m search consistency runs/dst --batches 20 --steps 200   (see python -m search consistency --help)
+  python -m search dst-budget runs/dst --thresholds 0.8,0.9   (see python -m search dst-budget --help)
 """
 
 
@@ -171,6 +173,9 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> SearchConfig:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ['dst-budget']:
+        from .dst_budget import main as dst_budget_main
+        return dst_budget_main(args[1:])
     if args[:1] == ['consistency']:
         from .consistency import main as consistency_main
         return consistency_main(args[1:])

@@ -75,6 +75,15 @@ class CellSpec:
             for op, inp in node:
                 yield j, op, inp
 
+    def in_degree(self) -> Tuple[int, ...]:
+        """Distinct input states of each node: several ops on one edge count once (DST's topology)."""
+        return tuple(len({inp for _, inp in node}) for node in self.nodes)
+
+    def ops_per_edge(self) -> Tuple[Tuple[int, ...], ...]:
+        """For each node, how many ops each of its kept edges carries, by input state."""
+        return tuple(tuple(sum(1 for _, i in node if i == inp) for inp in sorted({i for _, i in node}))
+                     for node in self.nodes)
+
     def to_dict(self) -> Dict[str, Any]:
         return {'nodes': [[[op, inp] for op, inp in node] for node in self.nodes], 'concat': list(self.concat)}
 
