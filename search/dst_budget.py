@@ -101,11 +101,12 @@ def derive_at(arch: EpochArch, thresholds: Optional[float]) -> Dict[str, CellSpe
     return cells
 
 
-def cell_cost(arch: EpochArch, thresholds: Optional[float], network: str = 'imagenet') -> CellCost:
+def cell_cost(arch: EpochArch, thresholds: Optional[float], network: str = 'imagenet', **size: int) -> CellCost:
+    """``size``: ``channels`` / ``layers`` of the network, where not the family's protocol."""
     cells = derive_at(arch, thresholds)
     genotype = Genotype(cells['normal'], cells['reduce'], arch.space, True)
     entrypoint, input_size = NETWORKS[network]
-    model = timm.create_model(entrypoint, genotype=genotype, num_classes=1000)
+    model = timm.create_model(entrypoint, genotype=genotype, num_classes=1000, **size)
     return CellCost('learned' if thresholds is None else f'{thresholds:.2f}',
                     {k: list(c.in_degree()) for k, c in cells.items()},
                     {k: [list(e) for e in c.ops_per_edge()] for k, c in cells.items()},
@@ -113,10 +114,10 @@ def cell_cost(arch: EpochArch, thresholds: Optional[float], network: str = 'imag
                     count_params(model), count_macs(model, input_size))
 
 
-def sweep(arch: EpochArch, grid: Sequence[float], network: str = 'imagenet') -> List[CellCost]:
+def sweep(arch: EpochArch, grid: Sequence[float], network: str = 'imagenet', **size: int) -> List[CellCost]:
     """The learned thresholds first, then each uniform value of ``grid``."""
     with torch.no_grad():
-        return [cell_cost(arch, t, network) for t in (None, *grid)]
+        return [cell_cost(arch, t, network, **size) for t in (None, *grid)]
 
 
 def _degrees(c: CellCost, kind: str) -> str:
@@ -124,7 +125,7 @@ def _degrees(c: CellCost, kind: str) -> str:
 
 
 def _ops(c: CellCost, kind: str) -> str:
-    return ' | '.join(','.join(map(str, e)) for e in c.ops_per_edge[kind]).replace(' | ', ' / ')
+    return ' / '.join(','.join(map(str, e)) for e in c.ops_per_edge[kind])  # nodes apart, edges by comma
 
 
 def table(arch: EpochArch, costs: Sequence[CellCost], budget: int) -> str:
@@ -161,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='uniform thresholds to derive at, comma-separated (default 0.6,0.7,0.75,0.8,0.85,0.9,0.95)')
     p.add_argument('--network', choices=sorted(NETWORKS), default='imagenet',
                    help='the network the cells are costed in (imagenet: 14 cells, 48 channels, 224x224)')
+    p.add_argument('--channels', type=int, help="the network's initial channels (default: the family's, 48 / 36)")
+    p.add_argument('--layers', type=int, help="the network's cells (default: the family's, 14 / 20)")
     p.add_argument('--budget', type=float, default=MOBILE_MACS, help='MACs budget (default 600e6, the mobile '
                    'setting)')
     p.add_argument('--json', action='store_true', help='print one JSON line per run instead of tables')
@@ -172,7 +175,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         for run in args.runs:
             arch = read_epoch_arch(run, args.epoch)
-            costs = sweep(arch, args.thresholds, args.network)
+            size = {k: v for k in ('channels', 'layers') if (v := getattr(args, k)) is not None}
+            costs = sweep(arch, args.thresholds, args.network, **size)
             if args.json:
                 print(json.dumps({'run': arch.run, 'epoch': arch.epoch, 'lam': arch.lam, 'network': args.network,
                                   'learned_thresholds': {k: v.tolist() for k, v in arch.thresholds.items()},
