@@ -19,7 +19,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .hub import export, publish
+from .hub import convert, export, publish
 from .models.genotype import GenotypeError, resolve_genotype
 from .models.registry import WEIGHTS_FILE
 from .reports import plot, report
@@ -31,7 +31,7 @@ __all__ = ['CLIError', 'build_parser', 'main', 'model_rows', 'weights_status', '
 
 PROG = 'entrannas'
 
-COMMAND_MODULES = (train_cli, validate, export, publish, plot, report)
+COMMAND_MODULES = (train_cli, validate, export, convert, publish, plot, report)
 """The modules whose ``add_cli(subparsers)`` adds the other subcommands, in ``--help`` order."""
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Render every bundled genotype to docs/cells/NAME.svg (or --check that the committed files are current), and
-the README's zoo table (--zoo).
+the README's zoo table and authors' checkpoint table (--zoo).
 
 Each SVG carries the SHA-256 of the DOT source it was laid out from (a pure function of the genotype and
 the plotting code). ``--check`` fails when a diagram is missing, extra, or its DOT source changed; where the
@@ -9,7 +9,7 @@ local Graphviz is the version that rendered the committed file, the bytes must m
 
     python scripts/render_docs.py            # write docs/cells/*.svg
     python scripts/render_docs.py --check    # exit 1 if any diagram is stale
-    python scripts/render_docs.py --zoo      # rewrite the README zoo table (between <!-- zoo table --> marks)
+    python scripts/render_docs.py --zoo      # rewrite the README zoo table and the authors' checkpoints table
 """
 from __future__ import annotations
 
@@ -80,6 +80,7 @@ def write(out_dir: Path = DEFAULT_OUT) -> List[Path]:
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
 ZOO_MARK = '<!-- zoo table -->'
+AUTHORS_MARK = '<!-- authors checkpoints -->'
 
 
 def _m(value: Optional[float], fmt: str = 'g', unit: str = '') -> str:
@@ -94,7 +95,7 @@ def zoo_table() -> str:
              '| IN top-1 error / params / MACs (reported) | IN params (ours = authors\' code; with aux head) '
              '| IN MACs (ours) | license | diagram |',
              '|---|---|---|---|---|---|---|---|---|']
-    rows = zoo_rows()
+    rows = [r for r in zoo_rows() if r['repository']]  # published cells; our searches have their own table
     for r in rows:
         rep, ours = r['reported'], r['ours']
         c10, imagenet = ours['cifar'], ours['imagenet']
@@ -118,13 +119,29 @@ def zoo_table() -> str:
     return '\n'.join(lines) + '\n'
 
 
-def write_zoo_table(readme: Path = README) -> Path:
-    text = readme.read_text(encoding='utf-8')
-    head, sep, rest = text.partition(ZOO_MARK)
-    _, sep2, tail = rest.partition(ZOO_MARK)
+def authors_table() -> str:
+    """The README's table of the authors' released checkpoints and the tags that load them once converted."""
+    from entrannas_timm.models.authors import AUTHORS_CHECKPOINTS
+    lines = ["| cell, network | data set | reported by the authors | the authors' file | our tag |",
+             '|---|---|---|---|---|']
+    for c in AUTHORS_CHECKPOINTS.values():
+        lines.append(f'| `{c.model}` | {c.dataset} | {c.reported} | [{c.file}]({c.url}) ([code]({c.code})) | '
+                     f'`{c.name}` |')
+    return '\n'.join(lines) + '\n'
+
+
+def _write_between(text: str, mark: str, table: str, readme: Path) -> str:
+    head, sep, rest = text.partition(mark)
+    _, sep2, tail = rest.partition(mark)
     if not (sep and sep2):
-        raise SystemExit(f'{readme}: expected two {ZOO_MARK} marks around the zoo table')
-    return write_atomic(readme, head + ZOO_MARK + '\n' + zoo_table() + ZOO_MARK + tail)
+        raise SystemExit(f'{readme}: expected two {mark} marks around the generated table')
+    return head + mark + '\n' + table + mark + tail
+
+
+def write_zoo_table(readme: Path = README) -> Path:
+    """Rewrite the zoo table and the authors' checkpoint table in ``readme``."""
+    text = _write_between(readme.read_text(encoding='utf-8'), ZOO_MARK, zoo_table(), readme)
+    return write_atomic(readme, _write_between(text, AUTHORS_MARK, authors_table(), readme))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

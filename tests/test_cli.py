@@ -64,7 +64,8 @@ def test_models_json_matches_timm_and_reads_the_cache(tmp_path):
         assert row['input_size'] == [3, 32, 32] and row['family'] == 'cifar'
         assert row['macs'] > 4e8
     assert rows['darts_v2_cifar10']['genotype'] == 'darts_v2'
-    assert rows['darts_v2_cifar10']['weights'] == {'c10': 'published'}
+    # the authors' checkpoint tag: loadable once converted and cached (entrannas convert)
+    assert rows['darts_v2_cifar10']['weights'] == {'c10': 'published', 'darts_c10': 'not published'}
     assert rows['darts_v1_cifar10']['weights'] == {'c10': 'not published'}
 
 
@@ -180,8 +181,8 @@ def test_usage_errors_and_version(capsys):
 def test_every_command_is_registered_and_explains_itself():
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # argparse has no public way
-    assert set(sub.choices) == {'models', 'genotype', 'train', 'validate', 'export', 'publish', 'cache', 'plot',
-                                'report'}
+    assert set(sub.choices) == {'models', 'genotype', 'train', 'validate', 'export', 'convert', 'publish', 'cache',
+                                'plot', 'report'}
     proc = run_cli('--help')
     assert proc.returncode == 0 and all(c in proc.stdout for c in sub.choices)
     # python -m entrannas_timm.train is the same command; --help explains every setting and lists the presets

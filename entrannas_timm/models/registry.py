@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
+from .authors import AUTHORS_CHECKPOINTS, AuthorsCheckpoint
 from .constants import DATASET_STATS
 from .genotype import Genotype, GenotypeError, GenotypeLike
 from .network import CellFeatureGetter, CellNetwork
@@ -109,6 +110,19 @@ _TAGS = {'cifar': ('c10', _cifar_cfg), 'imagenet': ('in1k', _imagenet_cfg)}
 # one tag per registered cell: c10 (CIFAR-10) or in1k (ImageNet-1k)
 _cfgs = {f'{name}.{_TAGS[family][0]}': _TAGS[family][1](genotype)
          for name, (genotype, family) in MODEL_GENOTYPES.items() if name not in GENERIC_MODELS}
+
+
+def _authors_cfg(c: AuthorsCheckpoint) -> Dict[str, Any]:
+    """The tag of an authors' checkpoint: their evaluation preprocessing, the file's origin in the notes."""
+    family = MODEL_GENOTYPES[c.model][1]
+    notes = (f'converted from the authors\' {c.file} by `entrannas convert` ({c.layout} layout)',
+             f'reported: {c.reported}', f'sha256: {c.sha256 or "not recorded"}')
+    return _TAGS[family][1](MODEL_GENOTYPES[c.model][0], **{'origin_url': c.url, 'notes': notes}) | dict(
+        input_size=c.input_size, mean=c.mean, std=c.std, crop_pct=c.crop_pct, interpolation=c.interpolation,
+        license=c.license)
+
+
+_cfgs.update({name: _authors_cfg(c) for name, c in AUTHORS_CHECKPOINTS.items()})
 # every tag's weights live in their own Hub repo, named after the tag; generic family entrypoints have no
 # weights of their own (their checkpoints are hf-hub: repos whose config.json holds the genotype)
 default_cfgs = generate_default_cfgs({
@@ -134,6 +148,12 @@ _TRAIN_DATA = {'cifar': '--preset cifar --dataset cifar10', 'imagenet': '--prese
 def _unpublished(name: str, reason: str) -> WeightsNotPublishedError:
     model = name.split('.')[0]
     family = MODEL_GENOTYPES[model][1] if model in MODEL_GENOTYPES else 'cifar'
+    if name in AUTHORS_CHECKPOINTS:
+        c = AUTHORS_CHECKPOINTS[name]
+        return WeightsNotPublishedError(
+            f'no converted weights for {name!r}: {reason}. They are the authors\' {c.file} ({c.reported}; '
+            f'{c.url}, code {c.code}): download it, then `entrannas convert {c.file} --model {name} -o hub/{name}` '
+            f'and `entrannas cache hub/{name} --repo-id {HF_ORG}/{name}`.')
     return WeightsNotPublishedError(
         f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
         f'Train them with `entrannas train {model} {_TRAIN_DATA[family]} --data-dir DATA --output runs/{model}` '

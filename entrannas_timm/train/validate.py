@@ -23,7 +23,7 @@ from ..models.registry import MODEL_GENOTYPES, WEIGHTS_FILE
 from ..utils.errors import CLIError
 from .checkpoint import build_run_model, is_run_dir, load_into, load_weights, read_config
 
-__all__ = ['evaluate', 'load_model', 'validate', 'add_cli']
+__all__ = ['evaluate', 'load_model', 'validate', 'format_row', 'add_cli']
 
 
 @torch.no_grad()
@@ -178,12 +178,14 @@ def _cli_validate(args: argparse.Namespace) -> int:
         row = validate(args)
     except GenotypeError as e:
         raise CLIError(str(e)) from None
-    if args.json:
-        print(json.dumps(row))
-    else:
-        print(f'{row["model"]} on {row["dataset"]} {row["split"]} ({row["images"]} images): top-1 {row["top1"]:.2f}%  '
-              f'top-5 {row["top5"]:.2f}%  loss {row["loss"]:.4f}  {row["images_per_s"]:.0f} img/s')
+    print(json.dumps(row) if args.json else format_row(row))
     return 0
+
+
+def format_row(row: Dict[str, Any]) -> str:
+    """One validation result as the line ``entrannas validate`` prints."""
+    return (f'{row["model"]} on {row["dataset"]} {row["split"]} ({row["images"]} images): top-1 {row["top1"]:.2f}%  '
+            f'top-5 {row["top5"]:.2f}%  loss {row["loss"]:.4f}  {row["images_per_s"]:.0f} img/s')
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -1,0 +1,329 @@
+"""``entrannas convert SOURCE --model NAME -o DIR``: a cell author's released checkpoint as a zoo model.
+
+The authors' evaluation networks have exactly our networks' tensors under other names. The file is read with
+``torch.load(weights_only=True)`` (size-bounded; wrappers such as ``{'state_dict': ...}`` and DataParallel's
+``module.`` prefixes undone; files of PyTorch 0.3/0.4 without ``num_batches_tracked`` accepted), every tensor is
+mapped by the network's structure (which op of which node of which cell), and the result must
+fit exactly: a missing, unexpected or mis-shaped tensor stops the conversion with the first few offending keys,
+before anything is written. ``DIR`` gets the Hub layout of ``entrannas export`` (``config.json`` with the genotype
+and the authors' evaluation preprocessing, ``model.safetensors``, a model card naming the source file, its
+sha256, the reported accuracy and the licence), ready for ``entrannas cache`` and ``entrannas publish``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+import torch
+
+from ..models.authors import AUTHORS_CHECKPOINTS, AuthorsCheckpoint
+from ..models.genotype import GenotypeError
+from ..models.network import CellNetwork
+from ..models.ops import DilConv, FactorizedConv, FactorizedReduce, ReLUConvBN, SepConv
+from ..models.registry import HF_ORG, MODEL_GENOTYPES
+from ..utils.errors import CLIError
+
+__all__ = ['LAYOUTS', 'SourceCheckpoint', 'read_source', 'darts_layout', 'convert_state', 'convert', 'add_cli']
+
+MAX_SOURCE_BYTES = 1 << 30
+"""The largest checkpoint read (the authors' ImageNet networks are about 20 MB)."""
+
+WRAPPER_KEYS = ('state_dict', 'model', 'net', 'model_state_dict', 'network')
+"""Keys under which training scripts store the state dict inside a larger checkpoint dict, tried in order."""
+
+SHOWN = 3  # offending keys named in an error
+
+FAMILY_DATASETS = {'cifar': 'cifar10', 'imagenet': 'imagenet'}
+"""The data set ``--validate`` reads by default, by network family."""
+
+
+@dataclass(frozen=True)
+class SourceCheckpoint:
+    state: Dict[str, torch.Tensor]
+    sha256: str
+    unwrapped: Tuple[str, ...]   # the wrapper keys undone, outermost first
+    prefix: str                  # the prefix stripped from every key ('' or 'module.')
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_source(path: str) -> SourceCheckpoint:
+    """The state dict inside an authors' checkpoint file, read safely (tensors only)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise CLIError(f'{path}: checkpoint file not found')
+    if p.stat().st_size > MAX_SOURCE_BYTES:
+        raise CLIError(f'{path}: {p.stat().st_size:,} bytes; expected a checkpoint of at most {MAX_SOURCE_BYTES:,}')
+    with open(p, 'rb') as f:
+        magic = f.read(4)
+    if magic != b'PK\x03\x04' and magic[:1] != b'\x80':  # torch's zip format, or the pickle of PyTorch < 1.6
+        raise CLIError(f'{path}: not a PyTorch checkpoint (neither a torch zip file nor a pickle)')
+    try:
+        obj: Any = torch.load(p, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = next((line.strip() for line in str(e).splitlines() if 'Unpickler error' in line), '')
+        raise CLIError(f'{path}: not loadable with weights_only=True: it holds objects other than tensors and '
+                       f'containers (a whole pickled model?); re-save its state_dict() with the authors\' code'
+                       + (f' ({why})' if why else '')) from None
+    except Exception as e:  # not a torch file at all: zip/pickle errors of several types
+        raise CLIError(f'{path}: not a PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})') from None
+    unwrapped: List[str] = []
+    while isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        key = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if key is None:
+            break
+        unwrapped.append(key)
+        obj = obj[key]
+    if not isinstance(obj, Mapping) or not obj:
+        raise CLIError(f'{path}: expected a state dict (names -> tensors), possibly under one of '
+                       f'{", ".join(WRAPPER_KEYS)}; found {type(obj).__name__}'
+                       + (f' with keys {sorted(map(str, obj))[:SHOWN]}' if isinstance(obj, Mapping) else ''))
+    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CLIError(f'{path}: expected a state dict of tensors; {len(bad)} entries are not, e.g. {bad[:SHOWN]}')
+    state = dict(obj)
+    prefix = 'module.' if all(k.startswith('module.') for k in state) else ''
+    state = {k[len(prefix):]: v for k, v in state.items()}
+    return SourceCheckpoint(state, _sha256(p), tuple(unwrapped), prefix)
+
+
+# ---- layouts: our key -> the authors' key, from the network's structure ------------------------------------
+_WRAPPED_OPS = (ReLUConvBN, SepConv, DilConv, FactorizedConv)  # DARTS keeps these layers in an ``op`` Sequential
+
+
+def _connection_ops(cell: torch.nn.Module) -> Dict[Tuple[int, int], int]:
+    """``(source, index)`` of each op module of a cell -> the connection it serves, counted node by node in the
+    genotype's order (the authors' ``_ops`` list)."""
+    flat = [(s, i) for s, group in enumerate(cell.ops) for i in range(len(group))]
+    out: Dict[Tuple[int, int], int] = {}
+    for m, pos in enumerate(p for node in cell.node_inputs for p in node):
+        if flat[pos] in out:  # only with feature sharing, which the authors' networks do not have
+            raise CLIError('the genotype shares one op between connections; the authors\' layout has one op each')
+        out[flat[pos]] = m
+    return out
+
+
+def darts_layout(model: CellNetwork) -> Dict[str, str]:
+    """DARTS's ``NetworkCIFAR`` / ``NetworkImageNet`` (cnn/model.py; its successors' evaluation code copies the
+    file, tests/test_convert.py proves DARTS's own): ``stem`` (CIFAR) or ``stem0``/``stem1``,
+    ``cells.i.preprocess{0,1}``, ``cells.i._ops.m`` (connection m of the genotype, each layer stack in an ``op``
+    Sequential), ``auxiliary_head.features`` (after a ReLU and a pool, two indices later than ours) and
+    ``classifier``."""
+    g = model.genotype
+    if g.feature_sharing or g.bn_after or g.drop_path != 'path':
+        raise CLIError(f'genotype {g.name or "custom"}: not a DARTS-layout network (feature sharing, BN after '
+                       'parameter-free ops or node drop path); its authors\' checkpoints need another layout')
+    ops_of = [_connection_ops(cell) for cell in model.cells]
+    out: Dict[str, str] = {}
+    for key in model.state_dict():
+        parts = key.split('.')
+        if parts[0] == 'stem0' and model.stem_type == 'cifar':
+            theirs = ['stem', *parts[1:]]
+        elif parts[0] in ('stem0', 'stem1'):
+            theirs = parts
+        elif parts[0] == 'cells' and parts[2].startswith('preprocess'):
+            module = model.cells[int(parts[1])].get_submodule(parts[2])
+            theirs = parts[:3] + (['op'] if isinstance(module, ReLUConvBN) else []) + parts[3:]
+        elif parts[0] == 'cells' and parts[2] == 'ops':
+            i, s, k = int(parts[1]), int(parts[3]), int(parts[4])
+            op = model.cells[i].ops[s][k]
+            theirs = ['cells', str(i), '_ops', str(ops_of[i][(s, k)])] + (
+                ['op'] if isinstance(op, _WRAPPED_OPS) else []) + parts[5:]
+            if not isinstance(op, _WRAPPED_OPS + (FactorizedReduce,)):
+                raise CLIError(f'{key}: a {type(op).__name__} op has no counterpart in the DARTS layout')
+        elif parts[:2] == ['aux_head', 'features']:
+            theirs = ['auxiliary_head', 'features', str(int(parts[2]) + 2), *parts[3:]]
+        elif parts[0] == 'aux_head':
+            theirs = ['auxiliary_head', *parts[1:]]
+        elif parts[:2] == ['head', 'fc']:
+            theirs = ['classifier', *parts[2:]]
+        else:
+            raise CLIError(f'{key}: no counterpart in the DARTS layout')
+        out[key] = '.'.join(theirs)
+    return out
+
+
+def _darts_size(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
+    """Family, channels, cells, input channels, classes and auxiliary head of a DARTS-layout state dict."""
+    try:
+        imagenet = 'stem1.1.weight' in state
+        stem = state['stem0.0.weight' if imagenet else 'stem.0.weight']
+        channels = state['cells.0.preprocess1.op.1.weight'].shape[0]
+        layers = 1 + max(int(k.split('.')[1]) for k in state if k.startswith('cells.'))
+        classes = state['classifier.weight'].shape[0]
+    except (KeyError, ValueError, IndexError) as e:
+        raise CLIError(f'not a DARTS-layout state dict (no {e} key); keys start {sorted(state)[:SHOWN]}') from None
+    size = dict(family='imagenet' if imagenet else 'cifar', channels=int(channels), layers=int(layers),
+                in_chans=int(stem.shape[1]), num_classes=int(classes),
+                auxiliary=any(k.startswith('auxiliary_head.') for k in state))
+    if not imagenet and stem.shape[0] != 3 * channels:
+        size['stem_multiplier'] = int(stem.shape[0]) // int(channels)
+    return size
+
+
+LAYOUTS: Dict[str, Tuple[Callable[[CellNetwork], Dict[str, str]], Callable[[Mapping], Dict[str, Any]]]] = {
+    'darts': (darts_layout, _darts_size),
+}
+"""Key layout -> (our key -> theirs, for a network; the network's size read from their state dict)."""
+
+
+def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout: str = 'darts',
+                  keep_aux: bool = True, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
+    """``state`` (the authors' keys) as ``model``'s state dict; every tensor accounted for, or a :class:`CLIError`.
+
+    Missing ``num_batches_tracked`` (files older than PyTorch 0.4.1) become 0; with ``keep_aux=False`` the
+    authors' auxiliary head is dropped (it is training-only).
+    """
+    mapping = LAYOUTS[layout][0](model)
+    own = model.state_dict()
+    out: Dict[str, torch.Tensor] = {}
+    missing, shapes = [], []
+    for ours, theirs in mapping.items():
+        if theirs not in state:
+            if ours.endswith('num_batches_tracked'):
+                out[ours] = torch.zeros_like(own[ours])
+                continue
+            missing.append(f'{theirs} (for {ours})')
+        elif tuple(state[theirs].shape) != tuple(own[ours].shape):
+            shapes.append(f'{theirs}: file {tuple(state[theirs].shape)}, expected {tuple(own[ours].shape)}')
+        else:
+            out[ours] = state[theirs].to(own[ours].dtype)
+    used = set(mapping.values())
+    aux = 'auxiliary_head.'
+    unexpected = [k for k in state if k not in used and not (not keep_aux and k.startswith(aux))]
+    if missing or shapes or unexpected:
+        parts = []
+        for what, keys in (('mis-shaped', shapes), ('missing', missing), ('unexpected', unexpected)):
+            if keys:
+                parts.append(f'{len(keys)} {what}: {"; ".join(keys[:SHOWN])}' + (' ...' if len(keys) > SHOWN else ''))
+        hint = (' (the file has an auxiliary head: pass --aux drop, or build with it)'
+                if unexpected and all(k.startswith(aux) for k in unexpected) else
+                ' (a checkpoint of another cell, size or class count?)')
+        raise CLIError(f'{source}: does not fit {model.genotype.name or "the genotype"} in the {layout} layout: '
+                       + ' | '.join(parts) + hint + '; nothing was written')
+    return out
+
+
+def _build(model_name: str, genotype: Optional[str], size: Dict[str, Any]) -> CellNetwork:
+    """``model_name`` (an architecture, or ``arch.tag`` for that tag's pretrained cfg) at the file's size."""
+    import timm
+    arch = model_name.split('.')[0]
+    if arch not in MODEL_GENOTYPES:
+        raise CLIError(f'--model: {model_name!r} is not a registered model; expected one of '
+                       f'{", ".join(sorted(MODEL_GENOTYPES))} (or a tag such as {next(iter(AUTHORS_CHECKPOINTS))})')
+    family = size.pop('family')
+    if MODEL_GENOTYPES[arch][1] != family:
+        raise CLIError(f'--model: {arch} is a {MODEL_GENOTYPES[arch][1]} network but the checkpoint has the '
+                       f'{family} stem')
+    kwargs = dict(size)
+    if genotype is not None:
+        kwargs['genotype'] = genotype
+    try:
+        return timm.create_model(model_name, pretrained=False, **kwargs).eval()
+    except (GenotypeError, ValueError) as e:
+        raise CLIError(f'--genotype: {e}') from None
+
+
+def _card(c: Optional[AuthorsCheckpoint], source: str, src: SourceCheckpoint, layout: str, keep_aux: bool,
+          model_name: str) -> Dict[str, Any]:
+    details: Dict[str, Any] = {
+        'Converted from': f'`{Path(source).name}` (sha256 `{src.sha256}`) by `entrannas convert --model {model_name}`'
+                          f' ({layout} layout{", auxiliary head kept" if keep_aux else ", auxiliary head dropped"})'}
+    card: Dict[str, Any] = {'details': details}
+    if c is not None:
+        details.update({'Source': f'{c.url} (code: {c.code})', 'Reported by the authors': c.reported,
+                        'Weights licence': f'{c.license} (the licence of {c.code})'})
+        card['license'] = c.license
+        card['description'] = (f'The authors\' own trained weights ({c.file}), converted to this layout; they '
+                               f'report {c.reported}. Preprocessing in `config.json` is their evaluation '
+                               'script\'s.')
+    return card
+
+
+def convert(source: str, model_name: str, output: str, genotype: Optional[str] = None, layout: Optional[str] = None,
+            keep_aux: bool = True, repo_id: Optional[str] = None, overwrite: bool = False) -> Tuple[Path, str]:
+    """Convert ``source`` into the Hub folder ``output``; the folder and the file's sha256."""
+    from .export import EXPORT_FILES
+    from .layout import save_pretrained
+    c = AUTHORS_CHECKPOINTS.get(model_name)
+    if '.' in model_name and c is None:
+        raise CLIError(f'--model: {model_name!r} is not a known authors\' checkpoint tag; known: '
+                       f'{", ".join(AUTHORS_CHECKPOINTS)} (or give a registered architecture with --layout)')
+    layout = layout or (c.layout if c else 'darts')
+    if layout not in LAYOUTS:
+        raise CLIError(f'--layout: expected one of {", ".join(LAYOUTS)}, got {layout!r}')
+    out = Path(output)
+    clash = [f for f in EXPORT_FILES if (out / f).exists()]
+    if clash and not overwrite:
+        raise CLIError(f'-o: {out} already holds {", ".join(clash)}; choose another folder or pass --overwrite '
+                       '(nothing was written)')
+    src = read_source(source)
+    if c is not None and c.sha256 and src.sha256 != c.sha256:
+        raise CLIError(f'{source}: sha256 {src.sha256} is not the published {c.file} ({c.sha256}); nothing was '
+                       'written')
+    try:
+        size = LAYOUTS[layout][1](src.state)
+    except CLIError as e:
+        raise CLIError(f'{source}: {e}') from None
+    keep_aux = keep_aux and size['auxiliary']
+    model = _build(model_name, genotype, dict(size, auxiliary=keep_aux))
+    model.load_state_dict(convert_state(model, src.state, layout, keep_aux, source), strict=True)
+    arch = model_name.split('.')[0]  # a tag's preprocessing comes with its pretrained cfg
+    try:
+        folder = save_pretrained(model, out, architecture=arch, name=repo_id or f'{HF_ORG}/{out.resolve().name}',
+                                 card=_card(c, source, src, layout, keep_aux, model_name))
+    except ValueError as e:
+        raise CLIError(f'{source}: {e}') from None
+    return folder, src.sha256
+
+
+def _cli_convert(args: argparse.Namespace) -> int:
+    folder, sha = convert(args.source, args.model, args.output, args.genotype, args.layout, args.aux == 'keep',
+                          args.repo_id, args.overwrite)
+    print(f'{args.source}: sha256 {sha}')
+    for f in sorted(folder.iterdir()):
+        print(f)
+    if args.validate:  # entrannas validate FOLDER, with its own defaults
+        from ..train import validate
+        family = MODEL_GENOTYPES[args.model.split('.')[0]][1]
+        known = AUTHORS_CHECKPOINTS.get(args.model)
+        dataset = args.validate_dataset or (known.dataset if known else FAMILY_DATASETS[family])
+        argv = [str(folder), '--dataset', dataset, '--data-dir', args.validate]
+        argv += ['--subset', str(args.validate_subset)] if args.validate_subset else []
+        row = validate.validate(validate.add_cli(argparse.ArgumentParser().add_subparsers()).parse_args(argv))
+        print(validate.format_row(row))
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``entrannas convert``."""
+    p = subparsers.add_parser(
+        'convert', help="an authors' released checkpoint as a Hub folder (config.json, model.safetensors, card)",
+        description=__doc__.split('\n\n')[1].replace('\n', ' '))
+    p.add_argument('source', metavar='SOURCE_CHECKPOINT', help="the authors' file (e.g. DARTS's cifar10_model.pt)")
+    p.add_argument('--model', required=True, metavar='NAME',
+                   help=f'an authors\' checkpoint tag ({", ".join(AUTHORS_CHECKPOINTS)}) or a registered architecture')
+    p.add_argument('--genotype', help="the cell, where not the model's own (bundled name or genotype file)")
+    p.add_argument('--layout', choices=sorted(LAYOUTS), help="the authors' key layout (default: the tag's, else "
+                   'darts)')
+    p.add_argument('--aux', choices=('keep', 'drop'), default='keep',
+                   help="the auxiliary head (training only): keep the file's as ours (default) or drop it")
+    p.add_argument('-o', '--output', required=True, metavar='DIR', help='folder to write (created if missing)')
+    p.add_argument('--repo-id', metavar='ORG/NAME', help=f'Hub repo id the card names (default {HF_ORG}/<folder>)')
+    p.add_argument('--overwrite', action='store_true', help='replace an earlier conversion in DIR')
+    p.add_argument('--validate', metavar='DATA', help='then report top-1 on this data directory (CIFAR layout or '
+                   'ImageFolder with val/)')
+    p.add_argument('--validate-dataset', help='its data set (default: the checkpoint\'s: cifar10 or imagenet)')
+    p.add_argument('--validate-subset', type=int, metavar='N', help='validate on the first N images only')
+    p.set_defaults(func=_cli_convert)
+    return p

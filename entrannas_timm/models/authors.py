@@ -1,0 +1,65 @@
+"""The trained evaluation networks that cell authors released, as facts: which file, where, what it reports.
+
+Each entry becomes a registry tag ``<model>.<tag>`` whose Hub repo is the one ``entrannas convert`` +
+``entrannas publish`` create, with the preprocessing of the authors' own evaluation script, so the converted
+weights see the images they were trained on. The files are pickles on the authors' pages; they are read only by
+``entrannas convert`` (``torch.load(weights_only=True)``), never by ``pretrained=True``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+__all__ = ['AuthorsCheckpoint', 'AUTHORS_CHECKPOINTS', 'DARTS_CIFAR_MEAN', 'DARTS_CIFAR_STD']
+
+# the normalisation of DARTS's CIFAR scripts (cnn/utils.py, _data_transforms_cifar10), used by its successors
+DARTS_CIFAR_MEAN = (0.49139968, 0.48215827, 0.44653124)
+DARTS_CIFAR_STD = (0.24703233, 0.24348505, 0.26158768)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class AuthorsCheckpoint:
+    """One released file. ``layout`` names the state-dict layout ``entrannas convert`` maps (by structure);
+    ``sha256`` is None until someone converting the file records it (``entrannas convert`` prints it)."""
+    model: str                       # the registered architecture whose network the file fits
+    tag: str                         # the registry tag: '<model>.<tag>'
+    layout: str                      # key layout of the authors' evaluation class
+    file: str                        # the file name the authors publish
+    url: str                         # where they publish it
+    code: str                        # the repository of the evaluation class and script
+    reported: str                    # the accuracy the authors report for this file
+    license: str                     # the licence of that repository (its weights come with it)
+    auxiliary: bool                  # the file holds the auxiliary head's weights
+    dataset: str                     # our data set name
+    input_size: Tuple[int, int, int]
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    crop_pct: float
+    interpolation: str
+    sha256: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return f'{self.model}.{self.tag}'
+
+
+_CIFAR = dict(dataset='cifar10', input_size=(3, 32, 32), mean=DARTS_CIFAR_MEAN, std=DARTS_CIFAR_STD, crop_pct=1.0,
+              interpolation='bilinear')
+# cnn/test_imagenet.py of DARTS: Resize(256) (bilinear), CenterCrop(224), ImageNet normalisation
+_IMAGENET = dict(dataset='imagenet', input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 crop_pct=0.875, interpolation='bilinear')
+
+AUTHORS_CHECKPOINTS: Dict[str, AuthorsCheckpoint] = {c.name: c for c in (
+    # github.com/quark0/darts README, "Pretrained models"
+    AuthorsCheckpoint('darts_v2_cifar10', 'darts_c10', 'darts', 'cifar10_model.pt',
+                      'https://drive.google.com/file/d/1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc/view',
+                      'https://github.com/quark0/darts', '2.63 % test error on CIFAR-10 (3.3M params)',
+                      'apache-2.0', True, **_CIFAR),
+    AuthorsCheckpoint('darts_v2_imagenet', 'darts_in1k', 'darts', 'imagenet_model.pt',
+                      'https://drive.google.com/file/d/1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX/view',
+                      'https://github.com/quark0/darts', '26.7 % top-1 / 8.7 % top-5 error on ImageNet (4.7M params)',
+                      'apache-2.0', True, **_IMAGENET),
+)}
+"""Every known authors' checkpoint by registry tag (README, "Authors' checkpoints")."""

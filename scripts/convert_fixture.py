@@ -1,0 +1,118 @@
+"""Record the fixture of ``entrannas convert`` from the authors' own evaluation classes (tests/fixtures/convert/).
+
+    python scripts/convert_fixture.py --darts /path/to/darts/cnn
+
+DARTS's ``NetworkCIFAR`` and ``NetworkImageNet`` (github.com/quark0/darts, cnn/model.py, imported from that
+checkout, never copied) are built at a small size with the DARTS V2 cell (the CIFAR one with its auxiliary
+head), random weights and random batch-norm statistics, and saved the way the authors save them: the CIFAR
+network as ``torch.save(model.state_dict())`` (cnn/utils.py), the ImageNet network as DataParallel's state dict
+inside ``{'epoch', 'state_dict', 'best_acc_top1', 'optimizer'}`` (cnn/train_imagenet.py), here without
+``num_batches_tracked`` as files of PyTorch 0.3 have. Their eval-mode logits are recorded on the real sample
+images foolbox ships (and, for CIFAR, a fixed random batch), preprocessed by the authors' evaluation transforms
+(cnn/test.py, cnn/test_imagenet.py), and the CIFAR auxiliary head's output on a fixed feature map.
+``tests/test_convert.py`` converts both files and must reproduce every output.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+from safetensors.torch import save
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / 'tests' / 'fixtures' / 'convert'
+# small networks; the auxiliary head (about 0.4M weights whatever the size) only in the CIFAR one
+SIZES = {'cifar': dict(C=4, layers=5, num_classes=10, auxiliary=True),
+         'imagenet': dict(C=4, layers=5, num_classes=10, auxiliary=False)}
+
+
+def _randomise(model: nn.Module, seed: int) -> None:
+    """Random weights and batch-norm statistics, so that eval-mode logits read every tensor."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0., 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+                if m.affine:
+                    m.weight.uniform_(0.5, 1.5, generator=g)
+                    m.bias.normal_(0., 0.1, generator=g)
+                m.num_batches_tracked.fill_(int(torch.randint(1, 1000, (), generator=g)))
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.normal_(0., (2. / m.weight[0].numel()) ** .5, generator=g)
+                if m.bias is not None:
+                    m.bias.normal_(0., 0.1, generator=g)
+
+
+def _samples() -> Path:
+    spec = importlib.util.find_spec('foolbox')
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit('foolbox (its real sample images) is not installed: pip install --no-deps foolbox')
+    return Path(list(spec.submodule_search_locations)[0]) / 'data'
+
+
+def _images(family: str) -> tuple[List[str], torch.Tensor]:
+    """The foolbox samples of the family's data set through the authors' evaluation transform."""
+    from PIL import Image
+    from torchvision import transforms as T
+    authors = importlib.import_module('utils')  # DARTS's cnn/utils.py
+    if family == 'cifar':
+        files = sorted(_samples().glob('cifar10_*.png'))
+        transform = authors._data_transforms_cifar10(argparse.Namespace(cutout=False, cutout_length=16))[1]
+    else:  # cnn/test_imagenet.py
+        files = sorted(_samples().glob('imagenet_*.jpg'))
+        transform = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                               T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+    return [f.name for f in files], torch.stack([transform(Image.open(f).convert('RGB')) for f in files])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--darts', required=True, type=Path, help='the cnn/ folder of a github.com/quark0/darts checkout')
+    args = p.parse_args()
+    sys.path.insert(0, str(args.darts))
+    model_py = importlib.import_module('model')
+    genotypes = importlib.import_module('genotypes')
+    OUT.mkdir(parents=True, exist_ok=True)
+    tensors: Dict[str, torch.Tensor] = {}
+    meta: Dict[str, object] = {'source': 'github.com/quark0/darts cnn/model.py', 'genotype': 'DARTS_V2'}
+    for seed, (family, size) in enumerate(SIZES.items()):
+        cls = model_py.NetworkCIFAR if family == 'cifar' else model_py.NetworkImageNet
+        torch.manual_seed(seed)
+        net = cls(size['C'], size['num_classes'], size['layers'], size['auxiliary'], genotypes.DARTS_V2)
+        net.drop_path_prob = 0.
+        _randomise(net, seed)
+        net.eval()
+        names, images = _images(family)
+        with torch.no_grad():
+            tensors[f'{family}_sample_logits'] = net(images)[0]
+            if family == 'cifar':  # a random batch too, and the auxiliary head alone on the 8x8 map it reads
+                x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(100))
+                tensors['cifar_input'], tensors['cifar_logits'] = x, net(x)[0]
+                c_aux = net.auxiliary_head.features[2].in_channels
+                f = torch.randn(2, c_aux, 8, 8, generator=torch.Generator().manual_seed(200))
+                tensors['cifar_aux_input'], tensors['cifar_aux_logits'] = f, net.auxiliary_head(f)
+        state = net.state_dict()
+        if family == 'cifar':
+            torch.save(state, OUT / 'darts_cifar10_model.pt')
+        else:
+            old = {f'module.{k}': v for k, v in state.items() if not k.endswith('num_batches_tracked')}
+            opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+            torch.save({'epoch': 3, 'state_dict': old, 'best_acc_top1': 0.5, 'optimizer': opt.state_dict()},
+                       OUT / 'darts_imagenet_model.pt')
+        meta[family] = dict(size, samples=names)
+    (OUT / 'expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in tensors.items()}))
+    (OUT / 'fixture.json').write_text(json.dumps(meta, indent=1) + '\n')
+    for f in sorted(OUT.iterdir()):
+        print(f, f.stat().st_size)
+
+
+if __name__ == '__main__':
+    main()

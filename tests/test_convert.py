@@ -1,0 +1,157 @@
+"""``entrannas convert``: the authors' checkpoints (DARTS's own classes, tests/fixtures/convert/, recorded by
+scripts/convert_fixture.py) become zoo models that give the authors' logits, through timm's loaders."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from huggingface_hub import constants
+from PIL import Image
+from safetensors.torch import load_file
+from timm.data import create_transform, resolve_data_config
+
+from entrannas_timm import WeightsNotPublishedError
+from entrannas_timm.cli import main
+from entrannas_timm.hub.convert import convert, read_source
+from entrannas_timm.hub.publish import install_in_cache
+from entrannas_timm.utils.errors import CLIError
+
+FIXTURE = Path(__file__).parent / 'fixtures' / 'convert'
+CIFAR = FIXTURE / 'darts_cifar10_model.pt'
+IMAGENET = FIXTURE / 'darts_imagenet_model.pt'
+EXPECTED = load_file(str(FIXTURE / 'expected.safetensors'))
+META = json.loads((FIXTURE / 'fixture.json').read_text())
+TAGS = {'cifar': 'darts_v2_cifar10.darts_c10', 'imagenet': 'darts_v2_imagenet.darts_in1k'}
+SOURCES = {'cifar': CIFAR, 'imagenet': IMAGENET}
+
+
+def _samples() -> Path:
+    spec = importlib.util.find_spec('foolbox')
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip('foolbox (real sample images) is not installed')
+    return Path(list(spec.submodule_search_locations)[0]) / 'data'
+
+
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp('converted')
+    return {family: convert(str(SOURCES[family]), tag, str(out / tag))[0] for family, tag in TAGS.items()}
+
+
+def _load(folder: Path) -> torch.nn.Module:
+    return timm.create_model(f'local-dir:{folder}', pretrained=True).eval()
+
+
+def test_cifar_checkpoint_gives_the_authors_logits_and_auxiliary_head(converted, one_thread):
+    model = _load(converted['cifar'])
+    assert model.pretrained_cfg['tag'] == 'darts_c10' and model.aux_head is not None
+    with torch.no_grad():
+        torch.testing.assert_close(model(EXPECTED['cifar_input']), EXPECTED['cifar_logits'], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.aux_head(EXPECTED['cifar_aux_input']), EXPECTED['cifar_aux_logits'],
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('family', ['cifar', 'imagenet'])
+def test_real_images_through_the_tags_preprocessing_give_the_authors_logits(converted, family, one_thread):
+    """The tag's pretrained cfg is the authors' evaluation transform: timm's eval transform built from it turns the
+    real sample images into exactly the inputs their script fed their network."""
+    samples = _samples()
+    model = _load(converted[family])
+    transform = create_transform(**resolve_data_config({}, model=model))
+    x = torch.stack([transform(Image.open(samples / name).convert('RGB')) for name in META[family]['samples']])
+    with torch.no_grad():
+        logits = model(x)
+    torch.testing.assert_close(logits, EXPECTED[f'{family}_sample_logits'], atol=1e-4, rtol=1e-4)
+    assert logits.shape == (len(META[family]['samples']), META[family]['num_classes'])
+
+
+def test_old_wrapped_dataparallel_file_is_read_as_its_state_dict(tmp_path):
+    src = read_source(str(IMAGENET))
+    assert src.unwrapped == ('state_dict',) and src.prefix == 'module.'
+    assert not any(k.endswith('num_batches_tracked') for k in src.state)  # as PyTorch 0.3 wrote it
+    assert len(src.sha256) == 64
+    # the pickle format of PyTorch before 1.6 (torch.save's documented legacy switch)
+    torch.save(torch.load(IMAGENET, weights_only=True), tmp_path / 'legacy.pt', _use_new_zipfile_serialization=False)
+    legacy = read_source(str(tmp_path / 'legacy.pt'))
+    assert legacy.state.keys() == src.state.keys() and all(torch.equal(legacy.state[k], v)
+                                                            for k, v in src.state.items())
+
+
+def test_registry_tag_loads_the_cached_conversion_and_keeps_the_timm_contract(converted, tmp_path, monkeypatch,
+                                                                              one_thread):
+    monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
+    size = dict(channels=META['cifar']['C'], layers=META['cifar']['layers'], cache_dir=str(tmp_path))
+    with pytest.raises(WeightsNotPublishedError, match=r"cifar10_model\.pt.*entrannas convert cifar10_model\.pt "
+                                                       r"--model darts_v2_cifar10\.darts_c10"):
+        timm.create_model(TAGS['cifar'], pretrained=True, **size)
+    install_in_cache(converted['cifar'], f'entrannas/{TAGS["cifar"]}', cache_dir=tmp_path)
+    model = timm.create_model(TAGS['cifar'], pretrained=True, auxiliary=True, **size).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(EXPECTED['cifar_input']), EXPECTED['cifar_logits'], atol=1e-5, rtol=1e-5)
+    features = timm.create_model(TAGS['cifar'], pretrained=True, features_only=True, **size).eval()
+    maps = features(EXPECTED['cifar_input'])
+    assert [m.shape[1] for m in maps] == features.feature_info.channels()
+    model.reset_classifier(3)
+    assert model.eval()(EXPECTED['cifar_input']).shape == (2, 3)
+
+
+def test_wrong_cell_or_tensors_stop_before_anything_is_written(tmp_path):
+    with pytest.raises(CLIError, match=r'does not fit darts_v1 .* missing: cells\.0\._ops\.\d+\.op.* '
+                                       r'unexpected: .*nothing was written'):
+        convert(str(CIFAR), 'darts_v1_cifar10', str(tmp_path / 'v1'))
+    assert not (tmp_path / 'v1').exists()
+    state = torch.load(CIFAR, weights_only=True)
+    state['classifier.weight'] = state['classifier.weight'][:, :-1]
+    state['extra.weight'] = torch.zeros(1)
+    del state['cells.2.preprocess0.conv_1.weight']
+    torch.save(state, tmp_path / 'broken.pt')
+    with pytest.raises(CLIError) as e:
+        convert(str(tmp_path / 'broken.pt'), 'darts_v2_cifar10', str(tmp_path / 'broken'))
+    msg = str(e.value)
+    assert ('1 mis-shaped: classifier.weight: file (10, 63), expected (10, 64)' in msg and
+            '1 missing: cells.2.preprocess0.conv_1.weight' in msg and '1 unexpected: extra.weight' in msg)
+    assert not (tmp_path / 'broken').exists()
+
+
+def test_files_that_are_not_state_dicts_are_refused_safely(tmp_path):
+    torch.save(torch.nn.Linear(2, 2), tmp_path / 'module.pt')  # a whole pickled model: never unpickled
+    torch.save({'epoch': 3, 'best': [1, 2]}, tmp_path / 'nostate.pt')
+    (tmp_path / 'text.pt').write_text('not a checkpoint')
+    for name, match in (('module.pt', 'not loadable with weights_only=True'),
+                        ('nostate.pt', r"a state dict of tensors; 2 entries are not, e.g. \['epoch', 'best'\]"),
+                        ('text.pt', 'not a PyTorch checkpoint'), ('missing.pt', 'not found')):
+        with pytest.raises(CLIError, match=match):
+            read_source(str(tmp_path / name))
+
+
+def test_auxiliary_head_can_be_dropped(tmp_path):
+    folder, _ = convert(str(CIFAR), TAGS['cifar'], str(tmp_path / 'noaux'), keep_aux=False)
+    config = json.loads((folder / 'config.json').read_text())
+    assert not config['model_args'].get('auxiliary')
+    assert not any(k.startswith('aux_head') for k in load_file(str(folder / 'model.safetensors')))
+    card = (folder / 'README.md').read_text()
+    assert 'auxiliary head dropped' in card and '2.63 % test error' in card and 'cifar10_model.pt' in card
+
+
+def test_command_converts_and_validates_on_real_images(tmp_path, capsys, one_thread):
+    """A smoke test of --validate on the real CIFAR-10 samples (an ImageFolder of 10 classes; the two classes the
+    samples lack hold a CIFAR-100 sample): real accuracy needs the real weights."""
+    samples = _samples()
+    data = tmp_path / 'data'
+    for f in samples.glob('cifar10_*.png'):
+        (data / 'val' / f.stem.split('_')[-1]).mkdir(parents=True, exist_ok=True)
+        (data / 'val' / f.stem.split('_')[-1] / f.name).write_bytes(f.read_bytes())
+    for label, f in zip(('2', '4'), sorted(samples.glob('cifar100_*.png'))):
+        (data / 'val' / label).mkdir(parents=True, exist_ok=True)
+        (data / 'val' / label / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / 'hub'
+    assert main(['convert', str(CIFAR), '--model', TAGS['cifar'], '-o', str(out), '--validate', str(data),
+                 '--validate-dataset', 'imagefolder']) == 0
+    text = capsys.readouterr().out
+    assert f'sha256 {read_source(str(CIFAR)).sha256}' in text and 'imagefolder test (22 images): top-1' in text
+    assert main(['convert', str(CIFAR), '--model', TAGS['cifar'], '-o', str(out)]) == 2  # no silent overwrite
+    assert 'already holds' in capsys.readouterr().err
