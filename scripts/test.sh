@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# one worker per CPU core; tests that share a module fixture stay together where they say so (xdist_group)
+.venv/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadgroup "$@"
