@@ -168,7 +168,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 # ---- genotype ------------------------------------------------------------------------------------------
 def _cmd_genotype(args: argparse.Namespace) -> int:
-    g = resolve_genotype(args.genotype, name=args.name, source='<command line>')
+    if (args.genotype is None) == (args.random is None):
+        raise CLIError('genotype: give a NAME|FILE|TEXT or --random SEED (one of them)')
+    if args.random is not None:
+        from .models.sampling import sample_genotype
+        g = sample_genotype(args.random, args.space)
+    else:
+        if args.space != 'standard':
+            raise CLIError('--space: only with --random (a given genotype names its own space)')
+        g = resolve_genotype(args.genotype, name=args.name, source='<command line>')
     if args.to_json:
         try:
             out = g.save(args.to_json)
@@ -206,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='list every bundled cell instead: paper, reported figures, ours against the authors\' code')
     p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser('genotype', help='validate and show a genotype; convert DARTS text to JSON')
-    p.add_argument('genotype', metavar='NAME|FILE|TEXT',
+    p = sub.add_parser('genotype', help='validate and show a genotype; convert DARTS text to JSON; sample a random '
+                       'cell')
+    p.add_argument('genotype', metavar='NAME|FILE|TEXT', nargs='?',
                    help="bundled name (case-insensitive), .json file, .py/.txt file of DARTS text, or the text "
                         "itself: \"Genotype(normal=[...], ...)\"")
     fmt = p.add_mutually_exclusive_group()
@@ -215,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument('--darts', action='store_true', help='print DARTS Genotype(...) text (2 inputs per node)')
     p.add_argument('--to-json', metavar='OUT.json', type=Path, help='write our JSON format (atomic)')
     p.add_argument('--name', help='name of the genotype; selects one of several in a DARTS genotypes.py')
+    p.add_argument('--random', type=int, metavar='SEED', help='instead: the cell pair sampled uniformly from the '
+                   'space with this seed (the random-search baseline; 2 inputs per node, any op but none)')
+    p.add_argument('--space', default='standard', choices=('standard', 'extended'), help='the space --random '
+                   'samples (default standard)')
     p.set_defaults(func=_cmd_genotype)
 
     for module in COMMAND_MODULES:
