@@ -23,6 +23,7 @@ from pathlib import Path
 
 from entrannas_timm import Genotype
 from entrannas_timm.hub.export import read_run_records
+from entrannas_timm.models.registry import MOBILE_MACS
 from entrannas_timm.reports.records import (
     CONSISTENCY_STAGES,
     read_config,
@@ -110,6 +111,7 @@ def search_summary(record: Path) -> dict:
     sizes += [sum(len(node) for cell in c for node in cell['nodes']) for c in cells]
     cuts = [e for e in range(1, len(sizes)) if sizes[e] < sizes[e - 1]]  # sizes[e]: after epoch e
     final = json.loads((record / 'genotype.json').read_text())
+    cells = Genotype.from_dict(final)
     steps = -(-config['subset'] // config['batch_size'])
     cpu = [e['epoch_cpu_s'] for e in epochs]
     wall = [e['epoch_time_s'] for e in epochs]
@@ -120,10 +122,23 @@ def search_summary(record: Path) -> dict:
         cpu_h_to_stable=sum(cpu[:stable]) / 3600, cpu_h=sum(cpu) / 3600,
         wall_h_to_stable=sum(wall[:stable]) / 3600, wall_h=sum(wall) / 3600,
         connections={k: sum(len(node) for node in final[k]['nodes']) for k in ('normal', 'reduce')},
-        in_degree={k: [len(node) for node in final[k]['nodes']] for k in ('normal', 'reduce')},
+        in_degree={k: list(getattr(cells, k).in_degree()) for k in ('normal', 'reduce')},  # distinct input nodes
+        ops_per_edge={k: [list(e) for e in getattr(cells, k).ops_per_edge()] for k in ('normal', 'reduce')},
+        imagenet=imagenet_cost(cells), threshold_decay=config.get('threshold_decay'),
         first_cut_epoch=cuts[0] if cuts else None, last_cut_epoch=cuts[-1] if cuts else None,
         params=final['provenance']['metrics']['params'], macs=final['provenance']['metrics']['macs'],
         supernet_val_acc=epochs[-1]['val_acc'])
+
+
+def imagenet_cost(genotype: Genotype) -> dict:
+    """Params and MACs of the cell's ImageNet-family network (14 cells, 48 channels, 224x224), from shapes only."""
+    import timm
+    import torch
+
+    from entrannas_timm.models.profile import count_macs, count_params
+    with torch.device('meta'):
+        model = timm.create_model('cellnet_imagenet', genotype=genotype)
+    return dict(params=count_params(model), macs=count_macs(model, (3, 224, 224)))
 
 
 def collect(name: str) -> None:
@@ -285,13 +300,19 @@ def tables() -> str:
         out.append(f'| `{n}` | {r["method"]}, {r["space"]}{lam} | {r["stable_from_epoch"]} of {r["epochs"]}{note} | '
                    f'{r["cpu_h_to_stable"]:.2f} / {r["cpu_h"]:.2f} |{ratio} '
                    f'{r["wall_h_to_stable"]:.2f} / {r["wall_h"]:.2f} | {100 * r["supernet_val_acc"]:.1f} % |')
-    out += ['', '| λ | connections normal / reduce | in-degree per node, normal; reduce | params | MACs | '
-            'first / last cut (epoch) |', '|---|---|---|---|---|---|']
-    for r in rows.values():
+    out += ['', '| search | λ, threshold decay, epochs | in-degree by input node (of 2 3 4 5), normal; reduce | '
+            'ops per kept edge, normal; reduce | connections normal / reduce | ImageNet network params / MACs '
+            '(mobile: ≤ 600M) | first / last cut (epoch) |', '|---|---|---|---|---|---|---|']
+    for n, r in rows.items():
         if r['method'] == 'entrannas-dst':
             deg = '; '.join(' '.join(map(str, r['in_degree'][k])) for k in ('normal', 'reduce'))
-            out.append(f'| {r["lam"]} | {r["connections"]["normal"]} / {r["connections"]["reduce"]} | {deg} | '
-                       f'{r["params"]:,} | {r["macs"] / 1e6:.0f}M | {r["first_cut_epoch"]} / {r["last_cut_epoch"]} |')
+            ops = '; '.join(' / '.join(','.join(map(str, e)) for e in r['ops_per_edge'][k])
+                            for k in ('normal', 'reduce'))
+            net = r['imagenet']
+            fits = 'within' if net['macs'] <= MOBILE_MACS else 'over'
+            out.append(f'| `{n}` | {r["lam"]}, {r["threshold_decay"]}, {r["epochs"]} | {deg} | {ops} | '
+                       f'{r["connections"]["normal"]} / {r["connections"]["reduce"]} | {net["params"] / 1e6:.2f}M / '
+                       f'{net["macs"] / 1e6:.0f}M ({fits}) | {r["first_cut_epoch"]} / {r["last_cut_epoch"]} |')
     results_file = ROOT / 'records' / 'train' / 'results.json'
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     out += ['', '| cell | search | params | MACs | test top-1 per seed (%) | mean | '

@@ -23,12 +23,12 @@ import torch.nn.functional as F
 from entrannas_timm import SPACES, Genotype
 from entrannas_timm.models import CellSpec
 from entrannas_timm.models.profile import count_macs, count_params
+from entrannas_timm.models.registry import MOBILE_MACS
 from entrannas_timm.reports.records import RecordError, read_config, read_metrics
 
 from .derive import derive_dst, dst_weights, node_slices
 from .methods import CELL_KINDS
 
-MOBILE_MACS = 600_000_000  # the mobile setting of the ImageNet networks (docs/method.md, Evaluation networks)
 NETWORKS = {'imagenet': ('cellnet_imagenet', (3, 224, 224)), 'cifar': ('cellnet_cifar', (3, 32, 32))}
 
 

@@ -18,7 +18,7 @@ from .constants import DATASET_STATS
 from .genotype import Genotype, GenotypeError, GenotypeLike
 from .network import CellFeatureGetter, CellNetwork
 
-__all__ = ['HF_ORG', 'FAMILIES', 'GENERIC_MODELS', 'MODEL_GENOTYPES', 'PUBLISHED_TAGS', 'WEIGHTS_FILE',
+__all__ = ['HF_ORG', 'FAMILIES', 'MOBILE_MACS', 'GENERIC_MODELS', 'MODEL_GENOTYPES', 'PUBLISHED_TAGS', 'WEIGHTS_FILE',
            'CIFAR10_MEAN', 'CIFAR10_STD', 'WeightsNotPublishedError']
 
 HF_ORG = 'entrannas'
@@ -35,6 +35,9 @@ FAMILIES: Dict[str, Dict[str, Any]] = {
 }
 """Network families: stem type and the evaluation protocol's size (docs/method.md, "Protocols"): DARTS's CIFAR
 network (20 cells, 36 channels) and its ImageNet mobile-setting network (14 cells, 48 channels)."""
+
+MOBILE_MACS = 600_000_000
+"""The ImageNet mobile setting: at most 600M multiply-adds at 224x224 (docs/method.md, Evaluation networks)."""
 
 GENERIC_MODELS: Dict[str, str] = {'cellnet_cifar': 'cifar', 'cellnet_imagenet': 'imagenet'}
 """Family entrypoints for any genotype (search output, files, dicts): ``timm.create_model('cellnet_cifar',
