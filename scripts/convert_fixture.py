@@ -1,6 +1,6 @@
 """Record the fixture of ``entrannas convert`` from the authors' own evaluation classes (tests/fixtures/convert/).
 
-    python scripts/convert_fixture.py --darts /path/to/darts/cnn
+    python scripts/convert_fixture.py --darts /path/to/darts/cnn --pdarts /path/to/pdarts
 
 DARTS's ``NetworkCIFAR`` and ``NetworkImageNet`` (github.com/quark0/darts, cnn/model.py, imported from that
 checkout, never copied) are built at a small size with the DARTS V2 cell (the CIFAR one with its auxiliary
@@ -10,7 +10,8 @@ inside ``{'epoch', 'state_dict', 'best_acc_top1', 'optimizer'}`` (cnn/train_imag
 ``num_batches_tracked`` as files of PyTorch 0.3 have. Their eval-mode logits are recorded on the real sample
 images foolbox ships (and, for CIFAR, a fixed random batch), preprocessed by the authors' evaluation transforms
 (cnn/test.py, cnn/test_imagenet.py), and the CIFAR auxiliary head's output on a fixed feature map.
-``tests/test_convert.py`` converts both files and must reproduce every output.
+P-DARTS's copy of those classes (github.com/chenxin061/pdarts, model.py) is recorded the same way with its own
+cell, without auxiliary heads. ``tests/test_convert.py`` converts every file and must reproduce every output.
 """
 from __future__ import annotations
 
@@ -73,23 +74,44 @@ def _images(family: str) -> tuple[List[str], torch.Tensor]:
     return [f.name for f in files], torch.stack([transform(Image.open(f).convert('RGB')) for f in files])
 
 
+def _authors(folder: Path):
+    """The authors' ``model`` and ``genotypes`` modules of one checkout (their module names clash between repos)."""
+    for name in ('model', 'genotypes', 'operations', 'utils'):
+        sys.modules.pop(name, None)
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module('model'), importlib.import_module('genotypes')
+    finally:
+        sys.path.remove(str(folder))
+
+
+def _network(model_py, family: str, size: dict, genotype, seed: int) -> nn.Module:
+    cls = model_py.NetworkCIFAR if family == 'cifar' else model_py.NetworkImageNet
+    torch.manual_seed(seed)
+    net = cls(size['C'], size['num_classes'], size['layers'], size['auxiliary'], genotype)
+    net.drop_path_prob = 0.
+    _randomise(net, seed)
+    return net.eval()
+
+
+def _wrapped(net: nn.Module) -> dict:
+    """As cnn/train_imagenet.py saves: DataParallel's keys in a checkpoint dict (here without num_batches_tracked)."""
+    old = {f'module.{k}': v for k, v in net.state_dict().items() if not k.endswith('num_batches_tracked')}
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    return {'epoch': 3, 'state_dict': old, 'best_acc_top1': 0.5, 'optimizer': opt.state_dict()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--darts', required=True, type=Path, help='the cnn/ folder of a github.com/quark0/darts checkout')
+    p.add_argument('--pdarts', required=True, type=Path, help='a github.com/chenxin061/pdarts checkout')
     args = p.parse_args()
-    sys.path.insert(0, str(args.darts))
-    model_py = importlib.import_module('model')
-    genotypes = importlib.import_module('genotypes')
     OUT.mkdir(parents=True, exist_ok=True)
     tensors: Dict[str, torch.Tensor] = {}
     meta: Dict[str, object] = {'source': 'github.com/quark0/darts cnn/model.py', 'genotype': 'DARTS_V2'}
+    model_py, genotypes = _authors(args.darts)
     for seed, (family, size) in enumerate(SIZES.items()):
-        cls = model_py.NetworkCIFAR if family == 'cifar' else model_py.NetworkImageNet
-        torch.manual_seed(seed)
-        net = cls(size['C'], size['num_classes'], size['layers'], size['auxiliary'], genotypes.DARTS_V2)
-        net.drop_path_prob = 0.
-        _randomise(net, seed)
-        net.eval()
+        net = _network(model_py, family, size, genotypes.DARTS_V2, seed)
         names, images = _images(family)
         with torch.no_grad():
             tensors[f'{family}_sample_logits'] = net(images)[0]
@@ -99,15 +121,25 @@ def main() -> None:
                 c_aux = net.auxiliary_head.features[2].in_channels
                 f = torch.randn(2, c_aux, 8, 8, generator=torch.Generator().manual_seed(200))
                 tensors['cifar_aux_input'], tensors['cifar_aux_logits'] = f, net.auxiliary_head(f)
-        state = net.state_dict()
         if family == 'cifar':
-            torch.save(state, OUT / 'darts_cifar10_model.pt')
+            torch.save(net.state_dict(), OUT / 'darts_cifar10_model.pt')  # cnn/utils.py save()
         else:
-            old = {f'module.{k}': v for k, v in state.items() if not k.endswith('num_batches_tracked')}
-            opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-            torch.save({'epoch': 3, 'state_dict': old, 'best_acc_top1': 0.5, 'optimizer': opt.state_dict()},
-                       OUT / 'darts_imagenet_model.pt')
+            torch.save(_wrapped(net), OUT / 'darts_imagenet_model.pt')
         meta[family] = dict(size, samples=names)
+    # P-DARTS's own copy of the classes (its model.py and operations.py), with its cell; its test.py loads the
+    # CIFAR file into a DataParallel model when a plain one refuses it, so that file has the module. prefix
+    model_py, genotypes = _authors(args.pdarts)
+    meta['pdarts'] = {'source': 'github.com/chenxin061/pdarts model.py', 'genotype': 'PDARTS'}
+    for seed, (family, size) in enumerate(SIZES.items(), start=2):
+        size = dict(size, auxiliary=False)
+        net = _network(model_py, family, size, genotypes.PDARTS, seed)
+        with torch.no_grad():
+            tensors[f'pdarts_{family}_sample_logits'] = net(_images(family)[1])[0]
+        if family == 'cifar':
+            torch.save({f'module.{k}': v for k, v in net.state_dict().items()}, OUT / 'pdarts_cifar10_model.pt')
+        else:
+            torch.save(_wrapped(net), OUT / 'pdarts_imagenet_model.pt')
+        meta['pdarts'][family] = size
     (OUT / 'expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in tensors.items()}))
     (OUT / 'fixture.json').write_text(json.dumps(meta, indent=1) + '\n')
     for f in sorted(OUT.iterdir()):

@@ -122,11 +122,12 @@ def zoo_table() -> str:
 def authors_table() -> str:
     """The README's table of the authors' released checkpoints and the tags that load them once converted."""
     from entrannas_timm.models.authors import AUTHORS_CHECKPOINTS
-    lines = ["| cell, network | data set | reported by the authors | the authors' file | our tag |",
-             '|---|---|---|---|---|']
+    lines = ["| cell, network | data set | reported by the authors | the authors' file | licence | our tag |",
+             '|---|---|---|---|---|---|']
     for c in AUTHORS_CHECKPOINTS.values():
-        lines.append(f'| `{c.model}` | {c.dataset} | {c.reported} | [{c.file}]({c.url}) ([code]({c.code})) | '
-                     f'`{c.name}` |')
+        file = c.file or 'download'
+        lines.append(f'| `{c.model}` | {c.dataset} | {c.reported} | [{file}]({c.url}) ([code]({c.code})) | '
+                     f'{c.license_text} | `{c.name}` |')
     return '\n'.join(lines) + '\n'
 
 

@@ -27,6 +27,9 @@ EXPECTED = load_file(str(FIXTURE / 'expected.safetensors'))
 META = json.loads((FIXTURE / 'fixture.json').read_text())
 TAGS = {'cifar': 'darts_v2_cifar10.darts_c10', 'imagenet': 'darts_v2_imagenet.darts_in1k'}
 SOURCES = {'cifar': CIFAR, 'imagenet': IMAGENET}
+# P-DARTS's own copy of the DARTS classes, with its cell (the DARTS layout's claim for a successor)
+PDARTS = {'cifar': ('pdarts_cifar10.pdarts_c10', FIXTURE / 'pdarts_cifar10_model.pt'),
+          'imagenet': ('pdarts_imagenet.pdarts_in1k', FIXTURE / 'pdarts_imagenet_model.pt')}
 
 
 def _samples() -> Path:
@@ -39,7 +42,10 @@ def _samples() -> Path:
 @pytest.fixture(scope='module')
 def converted(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp('converted')
-    return {family: convert(str(SOURCES[family]), tag, str(out / tag))[0] for family, tag in TAGS.items()}
+    folders = {family: convert(str(SOURCES[family]), tag, str(out / tag))[0] for family, tag in TAGS.items()}
+    folders.update({f'pdarts_{family}': convert(str(src), tag, str(out / tag))[0]
+                    for family, (tag, src) in PDARTS.items()})
+    return folders
 
 
 def _load(folder: Path) -> torch.nn.Module:
@@ -55,17 +61,18 @@ def test_cifar_checkpoint_gives_the_authors_logits_and_auxiliary_head(converted,
                                    atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize('family', ['cifar', 'imagenet'])
-def test_real_images_through_the_tags_preprocessing_give_the_authors_logits(converted, family, one_thread):
+@pytest.mark.parametrize('case', ['cifar', 'imagenet', 'pdarts_cifar', 'pdarts_imagenet'])
+def test_real_images_through_the_tags_preprocessing_give_the_authors_logits(converted, case, one_thread):
     """The tag's pretrained cfg is the authors' evaluation transform: timm's eval transform built from it turns the
     real sample images into exactly the inputs their script fed their network."""
     samples = _samples()
-    model = _load(converted[family])
+    family = case.split('_')[-1]
+    model = _load(converted[case])
     transform = create_transform(**resolve_data_config({}, model=model))
     x = torch.stack([transform(Image.open(samples / name).convert('RGB')) for name in META[family]['samples']])
     with torch.no_grad():
         logits = model(x)
-    torch.testing.assert_close(logits, EXPECTED[f'{family}_sample_logits'], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logits, EXPECTED[f'{case}_sample_logits'], atol=1e-4, rtol=1e-4)
     assert logits.shape == (len(META[family]['samples']), META[family]['num_classes'])
 
 

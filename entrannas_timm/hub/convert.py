@@ -242,9 +242,9 @@ def _card(c: Optional[AuthorsCheckpoint], source: str, src: SourceCheckpoint, la
     card: Dict[str, Any] = {'details': details}
     if c is not None:
         details.update({'Source': f'{c.url} (code: {c.code})', 'Reported by the authors': c.reported,
-                        'Weights licence': f'{c.license} (the licence of {c.code})'})
+                        'Weights licence': f'{c.license_text} (the licence of {c.code})'})
         card['license'] = c.license
-        card['description'] = (f'The authors\' own trained weights ({c.file}), converted to this layout; they '
+        card['description'] = (f'The authors\' own trained weights ({c.file or c.url}), converted to this layout; they '
                                f'report {c.reported}. Preprocessing in `config.json` is their evaluation '
                                'script\'s.')
     return card

@@ -26,11 +26,12 @@ class AuthorsCheckpoint:
     model: str                       # the registered architecture whose network the file fits
     tag: str                         # the registry tag: '<model>.<tag>'
     layout: str                      # key layout of the authors' evaluation class
-    file: str                        # the file name the authors publish
+    file: Optional[str]              # the file name the authors publish (None: not stated on their page)
     url: str                         # where they publish it
     code: str                        # the repository of the evaluation class and script
     reported: str                    # the accuracy the authors report for this file
-    license: str                     # the licence of that repository (its weights come with it)
+    license: str                     # Hub licence id of that repository's licence (its weights come with it)
+    license_text: str                # that licence, in words
     auxiliary: bool                  # the file holds the auxiliary head's weights
     dataset: str                     # our data set name
     input_size: Tuple[int, int, int]
@@ -44,6 +45,11 @@ class AuthorsCheckpoint:
     def name(self) -> str:
         return f'{self.model}.{self.tag}'
 
+    @property
+    def file_arg(self) -> str:
+        """The file as a command line names it."""
+        return self.file or 'DOWNLOADED_FILE'
+
 
 _CIFAR = dict(dataset='cifar10', input_size=(3, 32, 32), mean=DARTS_CIFAR_MEAN, std=DARTS_CIFAR_STD, crop_pct=1.0,
               interpolation='bilinear')
@@ -51,15 +57,26 @@ _CIFAR = dict(dataset='cifar10', input_size=(3, 32, 32), mean=DARTS_CIFAR_MEAN, 
 _IMAGENET = dict(dataset='imagenet', input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  crop_pct=0.875, interpolation='bilinear')
 
+_PDARTS_LICENSE = 'Huawei: non-commercial testing and evaluation purposes only (LICENSE)'
+
 AUTHORS_CHECKPOINTS: Dict[str, AuthorsCheckpoint] = {c.name: c for c in (
     # github.com/quark0/darts README, "Pretrained models"
     AuthorsCheckpoint('darts_v2_cifar10', 'darts_c10', 'darts', 'cifar10_model.pt',
                       'https://drive.google.com/file/d/1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc/view',
                       'https://github.com/quark0/darts', '2.63 % test error on CIFAR-10 (3.3M params)',
-                      'apache-2.0', True, **_CIFAR),
+                      'apache-2.0', 'Apache-2.0 (LICENSE)', True, **_CIFAR),
     AuthorsCheckpoint('darts_v2_imagenet', 'darts_in1k', 'darts', 'imagenet_model.pt',
                       'https://drive.google.com/file/d/1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX/view',
                       'https://github.com/quark0/darts', '26.7 % top-1 / 8.7 % top-5 error on ImageNet (4.7M params)',
-                      'apache-2.0', True, **_IMAGENET),
+                      'apache-2.0', 'Apache-2.0 (LICENSE)', True, **_IMAGENET),
+    # github.com/chenxin061/pdarts README ("We also provide pre-trained models"; Google Drive and BaiduYun)
+    AuthorsCheckpoint('pdarts_cifar10', 'pdarts_c10', 'darts', None,
+                      'https://drive.google.com/open?id=1XsU7Lsh8gyFvIE-mP7LATiHbBr2f_FMH',
+                      'https://github.com/chenxin061/pdarts', '97.58 % test accuracy on CIFAR-10',
+                      'other', _PDARTS_LICENSE, True, **_CIFAR),
+    AuthorsCheckpoint('pdarts_imagenet', 'pdarts_in1k', 'darts', None,
+                      'https://drive.google.com/open?id=1w8DiQInnDnUZCYgb49mo9YsLLBibY-gX',
+                      'https://github.com/chenxin061/pdarts', '75.6 % top-1 / 92.6 % top-5 accuracy on ImageNet',
+                      'other', _PDARTS_LICENSE, True, **_IMAGENET),
 )}
 """Every known authors' checkpoint by registry tag (README, "Authors' checkpoints")."""

@@ -118,7 +118,7 @@ _cfgs = {f'{name}.{_TAGS[family][0]}': _TAGS[family][1](genotype)
 def _authors_cfg(c: AuthorsCheckpoint) -> Dict[str, Any]:
     """The tag of an authors' checkpoint: their evaluation preprocessing, the file's origin in the notes."""
     family = MODEL_GENOTYPES[c.model][1]
-    notes = (f'converted from the authors\' {c.file} by `entrannas convert` ({c.layout} layout)',
+    notes = (f'converted from the authors\' {c.file or "checkpoint"} by `entrannas convert` ({c.layout} layout)',
              f'reported: {c.reported}', f'sha256: {c.sha256 or "not recorded"}')
     return _TAGS[family][1](MODEL_GENOTYPES[c.model][0], **{'origin_url': c.url, 'notes': notes}) | dict(
         input_size=c.input_size, mean=c.mean, std=c.std, crop_pct=c.crop_pct, interpolation=c.interpolation,
@@ -154,8 +154,9 @@ def _unpublished(name: str, reason: str) -> WeightsNotPublishedError:
     if name in AUTHORS_CHECKPOINTS:
         c = AUTHORS_CHECKPOINTS[name]
         return WeightsNotPublishedError(
-            f'no converted weights for {name!r}: {reason}. They are the authors\' {c.file} ({c.reported}; '
-            f'{c.url}, code {c.code}): download it, then `entrannas convert {c.file} --model {name} -o hub/{name}` '
+            f'no converted weights for {name!r}: {reason}. They are the authors\' {c.file or "checkpoint"} '
+            f'({c.reported}; {c.url}, code {c.code}): download it, then `entrannas convert {c.file_arg} --model '
+            f'{name} -o hub/{name}` '
             f'and `entrannas cache hub/{name} --repo-id {HF_ORG}/{name}`.')
     return WeightsNotPublishedError(
         f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
