@@ -135,10 +135,10 @@ def imagenet_cost(genotype: Genotype) -> dict:
     import timm
     import torch
 
-    from entrannas_timm.models.profile import count_macs, count_params
+    from entrannas_timm.models.profile import model_cost
     with torch.device('meta'):
         model = timm.create_model('cellnet_imagenet', genotype=genotype)
-    return dict(params=count_params(model), macs=count_macs(model, (3, 224, 224)))
+    return model_cost(model, (3, 224, 224))
 
 
 def collect(name: str) -> None:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from entrannas_timm import SPACES, Genotype
 from entrannas_timm.models import CellSpec
-from entrannas_timm.models.profile import count_macs, count_params
+from entrannas_timm.models.profile import model_cost
 from entrannas_timm.models.registry import MOBILE_MACS
 from entrannas_timm.reports.records import RecordError, read_config, read_metrics
 
@@ -41,6 +41,7 @@ class EpochArch:
     space: str
     ops: Tuple[str, ...]
     nodes: int
+    feature_sharing: bool
     p: Dict[str, torch.Tensor]           # per kind, [edges, ops]: softmax(alpha / temperature)
     thresholds: Dict[str, torch.Tensor]  # per kind, [nodes]: the learned t_j
 
@@ -89,7 +90,8 @@ def read_epoch_arch(run: str, epoch: Optional[int] = None) -> EpochArch:
          for k in CELL_KINDS}
     t = {k: torch.sigmoid(_matrix(params.get(f'threshold_logits_{k}'), nodes, 0, f'{where}.threshold_logits_{k}'))
          for k in CELL_KINDS}
-    return EpochArch(str(run), epoch, config.get('lam'), space, ops, nodes, p, t)
+    return EpochArch(str(run), epoch, config.get('lam'), space, ops, nodes, bool(config.get('feature_sharing', True)),
+                     p, t)
 
 
 def derive_at(arch: EpochArch, thresholds: Optional[float]) -> Dict[str, CellSpec]:
@@ -104,14 +106,15 @@ def derive_at(arch: EpochArch, thresholds: Optional[float]) -> Dict[str, CellSpe
 def cell_cost(arch: EpochArch, thresholds: Optional[float], network: str = 'imagenet', **size: int) -> CellCost:
     """``size``: ``channels`` / ``layers`` of the network, where not the family's protocol."""
     cells = derive_at(arch, thresholds)
-    genotype = Genotype(cells['normal'], cells['reduce'], arch.space, True)
+    genotype = Genotype(cells['normal'], cells['reduce'], arch.space, arch.feature_sharing)
     entrypoint, input_size = NETWORKS[network]
-    model = timm.create_model(entrypoint, genotype=genotype, num_classes=1000, **size)
+    with torch.device('meta'):  # shapes only: counting needs no weights
+        model = timm.create_model(entrypoint, genotype=genotype, num_classes=1000, **size)
     return CellCost('learned' if thresholds is None else f'{thresholds:.2f}',
                     {k: list(c.in_degree()) for k, c in cells.items()},
                     {k: [list(e) for e in c.ops_per_edge()] for k, c in cells.items()},
                     {k: sum(len(n) for n in c.nodes) for k, c in cells.items()},
-                    count_params(model), count_macs(model, input_size))
+                    **model_cost(model, input_size))
 
 
 def sweep(arch: EpochArch, grid: Sequence[float], network: str = 'imagenet', **size: int) -> List[CellCost]:
