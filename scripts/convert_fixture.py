@@ -1,6 +1,7 @@
 """Record the fixture of ``entrannas convert`` from the authors' own evaluation classes (tests/fixtures/convert/).
 
-    python scripts/convert_fixture.py --darts /path/to/darts/cnn --pdarts /path/to/pdarts
+    python scripts/convert_fixture.py --darts /path/to/darts/cnn --pdarts /path/to/pdarts \
+        --fairdarts /path/to/FairDARTS/fairdarts
 
 DARTS's ``NetworkCIFAR`` and ``NetworkImageNet`` (github.com/quark0/darts, cnn/model.py, imported from that
 checkout, never copied) are built at a small size with the DARTS V2 cell (the CIFAR one with its auxiliary
@@ -11,7 +12,11 @@ inside ``{'epoch', 'state_dict', 'best_acc_top1', 'optimizer'}`` (cnn/train_imag
 images foolbox ships (and, for CIFAR, a fixed random batch), preprocessed by the authors' evaluation transforms
 (cnn/test.py, cnn/test_imagenet.py), and the CIFAR auxiliary head's output on a fixed feature map.
 P-DARTS's copy of those classes (github.com/chenxin061/pdarts, model.py) is recorded the same way with its own
-cell, without auxiliary heads. ``tests/test_convert.py`` converts every file and must reproduce every output.
+cell, without auxiliary heads. FairDARTS's ``NetworkCIFAR`` with its ``DCOCell``
+(github.com/xiaomi-automl/FairDARTS, fairdarts/model.py; ``parse_method='threshold'`` as its README's evaluation
+command) is recorded with the FairDARTS-a cell (a node without inputs, nodes with one), saved as its train.py saves
+(``{'epoch', 'dur_time', 'state_dict', ..., 'scheduler'}``). ``tests/test_convert.py`` converts every file and must
+reproduce every output.
 """
 from __future__ import annotations
 
@@ -63,10 +68,14 @@ def _images(family: str) -> tuple[List[str], torch.Tensor]:
     """The foolbox samples of the family's data set through the authors' evaluation transform."""
     from PIL import Image
     from torchvision import transforms as T
-    authors = importlib.import_module('utils')  # DARTS's cnn/utils.py
+    authors = importlib.import_module('utils')  # the authors' utils.py, imported by their model.py
     if family == 'cifar':
         files = sorted(_samples().glob('cifar10_*.png'))
-        transform = authors._data_transforms_cifar10(argparse.Namespace(cutout=False, cutout_length=16))[1]
+        if hasattr(authors, '_data_transforms_cifar10'):  # DARTS, P-DARTS
+            transform = authors._data_transforms_cifar10(argparse.Namespace(cutout=False, cutout_length=16))[1]
+        else:  # FairDARTS (fairdarts/utils.py, as evaluate_model.py calls it)
+            transform = authors._data_transforms_cifar(argparse.Namespace(dataset='cifar10', auto_aug=False,
+                                                                          cutout=False))[1]
     else:  # cnn/test_imagenet.py
         files = sorted(_samples().glob('imagenet_*.jpg'))
         transform = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
@@ -76,7 +85,7 @@ def _images(family: str) -> tuple[List[str], torch.Tensor]:
 
 def _authors(folder: Path):
     """The authors' ``model`` and ``genotypes`` modules of one checkout (their module names clash between repos)."""
-    for name in ('model', 'genotypes', 'operations', 'utils'):
+    for name in ('model', 'genotypes', 'operations', 'utils', 'auto_augment'):
         sys.modules.pop(name, None)
     sys.path.insert(0, str(folder))
     try:
@@ -85,10 +94,10 @@ def _authors(folder: Path):
         sys.path.remove(str(folder))
 
 
-def _network(model_py, family: str, size: dict, genotype, seed: int) -> nn.Module:
+def _network(model_py, family: str, size: dict, genotype, seed: int, *extra) -> nn.Module:
     cls = model_py.NetworkCIFAR if family == 'cifar' else model_py.NetworkImageNet
     torch.manual_seed(seed)
-    net = cls(size['C'], size['num_classes'], size['layers'], size['auxiliary'], genotype)
+    net = cls(size['C'], size['num_classes'], size['layers'], size['auxiliary'], genotype, *extra)
     net.drop_path_prob = 0.
     _randomise(net, seed)
     return net.eval()
@@ -105,6 +114,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--darts', required=True, type=Path, help='the cnn/ folder of a github.com/quark0/darts checkout')
     p.add_argument('--pdarts', required=True, type=Path, help='a github.com/chenxin061/pdarts checkout')
+    p.add_argument('--fairdarts', required=True, type=Path,
+                   help='the fairdarts/ folder of a github.com/xiaomi-automl/FairDARTS checkout')
     args = p.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tensors: Dict[str, torch.Tensor] = {}
@@ -140,6 +151,20 @@ def main() -> None:
         else:
             torch.save(_wrapped(net), OUT / 'pdarts_imagenet_model.pt')
         meta['pdarts'][family] = size
+    # FairDARTS's DCOCell; CIFAR only (its NetworkImageNet builds DARTS's Cell, and only CIFAR files are released)
+    model_py, genotypes = _authors(args.fairdarts)
+    size = dict(SIZES['cifar'], auxiliary=False)  # the same head class as DARTS's, proven above
+    net = _network(model_py, 'cifar', size, genotypes.FairDARTS_a, 4, 'threshold')
+    with torch.no_grad():
+        tensors['fairdarts_cifar_sample_logits'] = net(_images('cifar')[1])[0]
+        tensors['fairdarts_cifar_logits'] = net(tensors['cifar_input'])[0]
+    opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 600)
+    torch.save({'epoch': 600, 'dur_time': 1.5, 'state_dict': net.state_dict(), 'drop_path_prob': 0.2,
+                'best_acc_top1': 0.5, 'optimizer': opt.state_dict(), 'scheduler': sched.state_dict()},
+               OUT / 'fairdarts_a_cifar10.tar')  # fairdarts/train.py, utils.save_checkpoint
+    meta['fairdarts'] = {'source': 'github.com/xiaomi-automl/FairDARTS fairdarts/model.py', 'genotype': 'FairDARTS_a',
+                         'parse_method': 'threshold', 'cifar': size}
     (OUT / 'expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in tensors.items()}))
     (OUT / 'fixture.json').write_text(json.dumps(meta, indent=1) + '\n')
     for f in sorted(OUT.iterdir()):

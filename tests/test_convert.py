@@ -30,6 +30,8 @@ SOURCES = {'cifar': CIFAR, 'imagenet': IMAGENET}
 # P-DARTS's own copy of the DARTS classes, with its cell (the DARTS layout's claim for a successor)
 PDARTS = {'cifar': ('pdarts_cifar10.pdarts_c10', FIXTURE / 'pdarts_cifar10_model.pt'),
           'imagenet': ('pdarts_imagenet.pdarts_in1k', FIXTURE / 'pdarts_imagenet_model.pt')}
+# FairDARTS's DCOCell layout (its own NetworkCIFAR with the FairDARTS-a cell: an absent node, single-input nodes)
+FAIRDARTS = ('fairdarts_a_cifar10.fairdarts_c10', FIXTURE / 'fairdarts_a_cifar10.tar')
 
 
 def _samples() -> Path:
@@ -45,6 +47,7 @@ def converted(tmp_path_factory) -> dict:
     folders = {family: convert(str(SOURCES[family]), tag, str(out / tag))[0] for family, tag in TAGS.items()}
     folders.update({f'pdarts_{family}': convert(str(src), tag, str(out / tag))[0]
                     for family, (tag, src) in PDARTS.items()})
+    folders['fairdarts_cifar'] = convert(str(FAIRDARTS[1]), FAIRDARTS[0], str(out / FAIRDARTS[0]))[0]
     return folders
 
 
@@ -61,7 +64,17 @@ def test_cifar_checkpoint_gives_the_authors_logits_and_auxiliary_head(converted,
                                    atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize('case', ['cifar', 'imagenet', 'pdarts_cifar', 'pdarts_imagenet'])
+def test_fairdarts_checkpoint_gives_the_authors_logits(converted, one_thread):
+    model = _load(converted['fairdarts_cifar'])
+    assert model.pretrained_cfg['tag'] == 'fairdarts_c10' and model.genotype.drop_path == 'node'
+    with torch.no_grad():
+        torch.testing.assert_close(model(EXPECTED['cifar_input']), EXPECTED['fairdarts_cifar_logits'], atol=1e-5,
+                                   rtol=1e-5)
+    card = (converted['fairdarts_cifar'] / 'README.md').read_text()
+    assert 'FairDARTS-a.tar' in card and '97.46 %' in card and 'no licence file' in card
+
+
+@pytest.mark.parametrize('case', ['cifar', 'imagenet', 'pdarts_cifar', 'pdarts_imagenet', 'fairdarts_cifar'])
 def test_real_images_through_the_tags_preprocessing_give_the_authors_logits(converted, case, one_thread):
     """The tag's pretrained cfg is the authors' evaluation transform: timm's eval transform built from it turns the
     real sample images into exactly the inputs their script fed their network."""
@@ -122,6 +135,13 @@ def test_wrong_cell_or_tensors_stop_before_anything_is_written(tmp_path):
     assert ('1 mis-shaped: classifier.weight: file (10, 63), expected (10, 64)' in msg and
             '1 missing: cells.2.preprocess0.conv_1.weight' in msg and '1 unexpected: extra.weight' in msg)
     assert not (tmp_path / 'broken').exists()
+    # a layout that is not the file's: refused by structure, before any tensor is read into the network
+    with pytest.raises(CLIError, match=r'drops whole nodes, not paths.*--layout fairdarts'):
+        convert(str(FAIRDARTS[1]), 'fairdarts_a_cifar10', str(tmp_path / 'fd'), layout='darts')
+    with pytest.raises(CLIError, match=r'does not fit darts_v2 in the fairdarts layout: .*'
+                                       r'missing: cells\.0\._ops\.2\.'):
+        convert(str(CIFAR), 'darts_v2_cifar10', str(tmp_path / 'fd'), layout='fairdarts')
+    assert not (tmp_path / 'fd').exists()
 
 
 def test_files_that_are_not_state_dicts_are_refused_safely(tmp_path):

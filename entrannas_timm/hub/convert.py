@@ -27,7 +27,8 @@ from ..models.ops import DilConv, FactorizedConv, FactorizedReduce, ReLUConvBN, 
 from ..models.registry import HF_ORG, MODEL_GENOTYPES
 from ..utils.errors import CLIError
 
-__all__ = ['LAYOUTS', 'SourceCheckpoint', 'read_source', 'darts_layout', 'convert_state', 'convert', 'add_cli']
+__all__ = ['LAYOUTS', 'SourceCheckpoint', 'read_source', 'darts_layout', 'fairdarts_layout', 'convert_state',
+           'convert', 'add_cli']
 
 MAX_SOURCE_BYTES = 1 << 30
 """The largest checkpoint read (the authors' ImageNet networks are about 20 MB)."""
@@ -101,29 +102,63 @@ def read_source(path: str) -> SourceCheckpoint:
 _WRAPPED_OPS = (ReLUConvBN, SepConv, DilConv, FactorizedConv)  # DARTS keeps these layers in an ``op`` Sequential
 
 
-def _connection_ops(cell: torch.nn.Module) -> Dict[Tuple[int, int], int]:
-    """``(source, index)`` of each op module of a cell -> the connection it serves, counted node by node in the
-    genotype's order (the authors' ``_ops`` list)."""
-    flat = [(s, i) for s, group in enumerate(cell.ops) for i in range(len(group))]
-    out: Dict[Tuple[int, int], int] = {}
-    for m, pos in enumerate(p for node in cell.node_inputs for p in node):
-        if flat[pos] in out:  # only with feature sharing, which the authors' networks do not have
-            raise CLIError('the genotype shares one op between connections; the authors\' layout has one op each')
-        out[flat[pos]] = m
+def _flat(cell: torch.nn.Module) -> List[Tuple[int, int]]:
+    """``(source, index)`` of each op module of a cell, in the flat order ``cell.node_inputs`` counts."""
+    return [(s, i) for s, group in enumerate(cell.ops) for i in range(len(group))]
+
+
+def _shared_op(where: str) -> CLIError:
+    return CLIError(f'{where}: the genotype shares one op between connections (feature sharing); the authors\' '
+                    'layouts have one op per connection')
+
+
+def _darts_ops(model: CellNetwork) -> List[Dict[Tuple[int, int], List[str]]]:
+    """Per cell, ``(source, index)`` of each op -> its ``_ops`` key in DARTS's ``Cell``: ``m``, the m-th connection
+    counted node by node in the genotype's order."""
+    out = []
+    for cell in model.cells:
+        flat, ops = _flat(cell), {}
+        for m, pos in enumerate(p for node in cell.node_inputs for p in node):
+            if flat[pos] in ops:
+                raise _shared_op('--layout darts')
+            ops[flat[pos]] = [str(m)]
+        out.append(ops)
     return out
 
 
-def darts_layout(model: CellNetwork) -> Dict[str, str]:
-    """DARTS's ``NetworkCIFAR`` / ``NetworkImageNet`` (cnn/model.py; its successors' evaluation code copies the
-    file, tests/test_convert.py proves DARTS's own): ``stem`` (CIFAR) or ``stem0``/``stem1``,
-    ``cells.i.preprocess{0,1}``, ``cells.i._ops.m`` (connection m of the genotype, each layer stack in an ``op``
-    Sequential), ``auxiliary_head.features`` (after a ReLU and a pool, two indices later than ours) and
-    ``classifier``."""
+def _fairdarts_ops(model: CellNetwork) -> List[Dict[Tuple[int, int], List[str]]]:
+    """Per cell, ``(source, index)`` of each op -> its ``_ops`` key in FairDARTS's ``DCOCell``
+    (fairdarts/model.py): ``to.from.n``, a ModuleDict by node and input state (their genotype numbers: absent
+    nodes keep their number) holding the n-th op of that edge."""
     g = model.genotype
-    if g.feature_sharing or g.bn_after or g.drop_path != 'path':
-        raise CLIError(f'genotype {g.name or "custom"}: not a DARTS-layout network (feature sharing, BN after '
-                       'parameter-free ops or node drop path); its authors\' checkpoints need another layout')
-    ops_of = [_connection_ops(cell) for cell in model.cells]
+    out = []
+    for cell in model.cells:
+        spec = g.reduce if cell.reduction else g.normal
+        flat, ops = _flat(cell), {}
+        for state, positions in zip(spec.present, cell.node_inputs):
+            per_edge: Dict[int, int] = {}
+            for (_, inp), pos in zip(spec.nodes[state - 2], positions):
+                if flat[pos] in ops:
+                    raise _shared_op('--layout fairdarts')
+                n = per_edge[inp] = per_edge.get(inp, -1) + 1
+                ops[flat[pos]] = [str(state), str(inp), str(n)]
+        out.append(ops)
+    return out
+
+
+def _cell_network_layout(model: CellNetwork, layout: str,
+                         cell_ops: Callable[[CellNetwork], List[Dict[Tuple[int, int], List[str]]]]) -> Dict[str, str]:
+    """Our key -> the authors' for DARTS's ``NetworkCIFAR`` / ``NetworkImageNet`` around any cell class:
+    ``stem`` (CIFAR) or ``stem0``/``stem1``, ``cells.i.preprocess{0,1}``, ``cells.i._ops.<cell_ops key>`` (each
+    layer stack in an ``op`` Sequential), ``auxiliary_head.features`` (after a ReLU and a pool, two indices later
+    than ours) and ``classifier``."""
+    g = model.genotype
+    if g.feature_sharing:
+        raise _shared_op(f'--layout {layout}')
+    if g.bn_after:
+        raise CLIError(f'genotype {g.name or "custom"}: a batch norm after parameter-free ops has no counterpart in '
+                       f'the {layout} layout')
+    ops_of = cell_ops(model)
     out: Dict[str, str] = {}
     for key in model.state_dict():
         parts = key.split('.')
@@ -137,10 +172,10 @@ def darts_layout(model: CellNetwork) -> Dict[str, str]:
         elif parts[0] == 'cells' and parts[2] == 'ops':
             i, s, k = int(parts[1]), int(parts[3]), int(parts[4])
             op = model.cells[i].ops[s][k]
-            theirs = ['cells', str(i), '_ops', str(ops_of[i][(s, k)])] + (
-                ['op'] if isinstance(op, _WRAPPED_OPS) else []) + parts[5:]
             if not isinstance(op, _WRAPPED_OPS + (FactorizedReduce,)):
-                raise CLIError(f'{key}: a {type(op).__name__} op has no counterpart in the DARTS layout')
+                raise CLIError(f'{key}: a {type(op).__name__} op has no counterpart in the {layout} layout')
+            theirs = ['cells', str(i), '_ops', *ops_of[i][(s, k)]] + (
+                ['op'] if isinstance(op, _WRAPPED_OPS) else []) + parts[5:]
         elif parts[:2] == ['aux_head', 'features']:
             theirs = ['auxiliary_head', 'features', str(int(parts[2]) + 2), *parts[3:]]
         elif parts[0] == 'aux_head':
@@ -148,9 +183,24 @@ def darts_layout(model: CellNetwork) -> Dict[str, str]:
         elif parts[:2] == ['head', 'fc']:
             theirs = ['classifier', *parts[2:]]
         else:
-            raise CLIError(f'{key}: no counterpart in the DARTS layout')
+            raise CLIError(f'{key}: no counterpart in the {layout} layout')
         out[key] = '.'.join(theirs)
     return out
+
+
+def darts_layout(model: CellNetwork) -> Dict[str, str]:
+    """DARTS's evaluation networks (cnn/model.py; its successors' evaluation code copies the file,
+    tests/test_convert.py proves DARTS's own and P-DARTS's): ``cells.i._ops.m`` is connection m of the genotype."""
+    if model.genotype.drop_path != 'path':
+        raise CLIError(f'genotype {model.genotype.name or "custom"}: drops whole nodes, not paths; DARTS\'s cell '
+                       'drops paths (--layout fairdarts has node drop path)')
+    return _cell_network_layout(model, 'darts', _darts_ops)
+
+
+def fairdarts_layout(model: CellNetwork) -> Dict[str, str]:
+    """FairDARTS's ``NetworkCIFAR`` with its ``DCOCell`` (any number of inputs per node, absent nodes; proven by
+    tests/test_convert.py): ``cells.i._ops.to.from.n``."""
+    return _cell_network_layout(model, 'fairdarts', _fairdarts_ops)
 
 
 def _darts_size(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
@@ -173,6 +223,7 @@ def _darts_size(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
 
 LAYOUTS: Dict[str, Tuple[Callable[[CellNetwork], Dict[str, str]], Callable[[Mapping], Dict[str, Any]]]] = {
     'darts': (darts_layout, _darts_size),
+    'fairdarts': (fairdarts_layout, _darts_size),  # DARTS's stem, preprocessing, heads: the same size keys
 }
 """Key layout -> (our key -> theirs, for a network; the network's size read from their state dict)."""
 

@@ -32,7 +32,6 @@ class AuthorsCheckpoint:
     reported: str                    # the accuracy the authors report for this file
     license: str                     # Hub licence id of that repository's licence (its weights come with it)
     license_text: str                # that licence, in words
-    auxiliary: bool                  # the file holds the auxiliary head's weights
     dataset: str                     # our data set name
     input_size: Tuple[int, int, int]
     mean: Tuple[float, ...]
@@ -57,6 +56,7 @@ _CIFAR = dict(dataset='cifar10', input_size=(3, 32, 32), mean=DARTS_CIFAR_MEAN, 
 _IMAGENET = dict(dataset='imagenet', input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  crop_pct=0.875, interpolation='bilinear')
 
+_FAIRDARTS_LICENSE = 'none stated (the repository has no licence file): ask the authors before redistributing'
 _PDARTS_LICENSE = 'Huawei: non-commercial testing and evaluation purposes only (LICENSE)'
 
 AUTHORS_CHECKPOINTS: Dict[str, AuthorsCheckpoint] = {c.name: c for c in (
@@ -64,19 +64,29 @@ AUTHORS_CHECKPOINTS: Dict[str, AuthorsCheckpoint] = {c.name: c for c in (
     AuthorsCheckpoint('darts_v2_cifar10', 'darts_c10', 'darts', 'cifar10_model.pt',
                       'https://drive.google.com/file/d/1Y13i4zKGKgjtWBdC0HWLavjO7wvEiGOc/view',
                       'https://github.com/quark0/darts', '2.63 % test error on CIFAR-10 (3.3M params)',
-                      'apache-2.0', 'Apache-2.0 (LICENSE)', True, **_CIFAR),
+                      'apache-2.0', 'Apache-2.0 (LICENSE)', **_CIFAR),
     AuthorsCheckpoint('darts_v2_imagenet', 'darts_in1k', 'darts', 'imagenet_model.pt',
                       'https://drive.google.com/file/d/1AKr6Y_PoYj7j0Upggyzc26W0RVdg4CVX/view',
                       'https://github.com/quark0/darts', '26.7 % top-1 / 8.7 % top-5 error on ImageNet (4.7M params)',
-                      'apache-2.0', 'Apache-2.0 (LICENSE)', True, **_IMAGENET),
+                      'apache-2.0', 'Apache-2.0 (LICENSE)', **_IMAGENET),
     # github.com/chenxin061/pdarts README ("We also provide pre-trained models"; Google Drive and BaiduYun)
     AuthorsCheckpoint('pdarts_cifar10', 'pdarts_c10', 'darts', None,
                       'https://drive.google.com/open?id=1XsU7Lsh8gyFvIE-mP7LATiHbBr2f_FMH',
                       'https://github.com/chenxin061/pdarts', '97.58 % test accuracy on CIFAR-10',
-                      'other', _PDARTS_LICENSE, True, **_CIFAR),
+                      'other', _PDARTS_LICENSE, **_CIFAR),
     AuthorsCheckpoint('pdarts_imagenet', 'pdarts_in1k', 'darts', None,
                       'https://drive.google.com/open?id=1w8DiQInnDnUZCYgb49mo9YsLLBibY-gX',
                       'https://github.com/chenxin061/pdarts', '75.6 % top-1 / 92.6 % top-5 accuracy on ImageNet',
-                      'other', _PDARTS_LICENSE, True, **_IMAGENET),
+                      'other', _PDARTS_LICENSE, **_IMAGENET),
+    # github.com/xiaomi-automl/FairDARTS README, "Single Model Evaluation" (best_model/, loaded by evaluate_model.py
+    # with --parse_method threshold); accuracies from its "Comparison with Other State-of-the-art Results" table
+    AuthorsCheckpoint('fairdarts_a_cifar10', 'fairdarts_c10', 'fairdarts', 'FairDARTS-a.tar',
+                      'https://github.com/xiaomi-automl/FairDARTS/tree/master/best_model',
+                      'https://github.com/xiaomi-automl/FairDARTS', '97.46 % test accuracy on CIFAR-10 (2.83M params)',
+                      'unknown', _FAIRDARTS_LICENSE, **_CIFAR),
+    AuthorsCheckpoint('fairdarts_b_cifar10', 'fairdarts_c10', 'fairdarts', 'FairDARTS-b.tar',
+                      'https://github.com/xiaomi-automl/FairDARTS/tree/master/best_model',
+                      'https://github.com/xiaomi-automl/FairDARTS', '97.49 % test accuracy on CIFAR-10 (3.88M params)',
+                      'unknown', _FAIRDARTS_LICENSE, **_CIFAR),
 )}
 """Every known authors' checkpoint by registry tag (README, "Authors' checkpoints")."""
