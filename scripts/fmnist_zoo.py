@@ -284,6 +284,14 @@ def consistency_table() -> list[str]:
     return out if len(out) > 2 else []
 
 
+def _trained_is_bundled(result: dict) -> bool:
+    """Whether a trained checkpoint's cell (its hub config) is the bundled genotype of its name."""
+    folder = ROOT / 'hub' / trained_name(result['genotype'], result['seed'])
+    trained = json.loads((folder / 'config.json').read_text())['model_args']['genotype']
+    bundled = json.loads((ROOT / 'genotypes' / f'{result["genotype"]}.json').read_text())
+    return all(trained[k] == bundled[k] for k in ('normal', 'reduce', 'feature_sharing'))
+
+
 def tables() -> str:
     """The README's tables (markdown) from the committed records."""
     rows = {n: search_summary(ROOT / 'records' / 'search' / n) for n in search_runs()
@@ -324,6 +332,8 @@ def tables() -> str:
         search = rows.get(genotype) or rows.get(genotype.replace('_fmnist', ''))
         how = (f'{search["method"]}, {search["cpu_h"]:.2f} CPU h' if search else 'published (CIFAR-10)')
         runs.sort(key=lambda r: r['seed'])
+        if search and not _trained_is_bundled(runs[0]):
+            how = 'an earlier search of this name (the bundled cell is newer; not yet trained)'
         accs = [r['test_top1'] for r in runs]
         minutes = ' / '.join((f"{r['train_cpu_s'] / 60:.0f} min" if 'train_cpu_s' in r else '–') +
                              f" ({r['train_wall_s'] / 60:.0f} min)" for r in runs)

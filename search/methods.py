@@ -365,7 +365,7 @@ class EnTranNASDST(EnTranNAS):
     lam: float = 0.1                          # weight of the sparsity regulariser
     init_threshold: float = 0.3               # t_j at initialisation
     dst_regularizer: str = 'threshold_gap'    # form of the lam term, a key of ARCH_REGULARIZERS
-    threshold_decay: float = 1e-3             # Adam weight decay of the threshold logits beta
+    threshold_decay: float = 0.               # Adam weight decay of the threshold logits beta (docs/method.md)
 
     def __post_init__(self):
         if not isinstance(self.lam, (int, float)) or not self.lam >= 0:

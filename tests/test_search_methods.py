@@ -88,7 +88,7 @@ def test_placement_and_partial_channel_checks_are_the_methods():
         resolve_config(dict(method='entrannas', engine_cells='2,9'))
     cfg = resolve_config(dict(method='entrannas-dst'))
     assert (cfg.engine_cells, cfg.feature_sharing, cfg.lam, cfg.init_threshold, cfg.dst_regularizer,
-            cfg.threshold_decay, cfg.pc_k) == ('last', True, 0.1, 0.3, 'threshold_gap', 1e-3, None)
+            cfg.threshold_decay, cfg.pc_k) == ('last', True, 0.1, 0.3, 'threshold_gap', 0., None)
     cfg = resolve_config(dict(method='darts'))
     assert (cfg.engine_cells, cfg.feature_sharing, cfg.lam, cfg.pc_k) == ('all', False, None, None)
 
@@ -108,9 +108,10 @@ def _arch_step(searcher: Searcher) -> None:
 
 
 def test_threshold_decay_is_its_own_adam_group():
-    default = _dst_searcher()
+    default = _dst_searcher(threshold_decay=1e-3)
     assert [g['weight_decay'] for g in default.arch_optimizer.param_groups] == [1e-3, 1e-3]
-    # the default equals one Adam over every architecture parameter with --arch-weight-decay (the former setting)
+    assert [g['weight_decay'] for g in _dst_searcher().arch_optimizer.param_groups] == [1e-3, 0.]  # the default
+    # equal decays equal one Adam over every architecture parameter with --arch-weight-decay
     one_group = _dst_searcher()
     one_group.arch_optimizer = torch.optim.Adam(one_group.arch_params, lr=6e-4, betas=(0.5, 0.999),
                                                 weight_decay=1e-3)
