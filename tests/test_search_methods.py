@@ -108,16 +108,16 @@ def _arch_step(searcher: Searcher) -> None:
 
 
 def test_threshold_decay_is_its_own_adam_group():
-    default = _dst_searcher(threshold_decay=1e-3)
-    assert [g['weight_decay'] for g in default.arch_optimizer.param_groups] == [1e-3, 1e-3]
+    equal = _dst_searcher(threshold_decay=1e-3)
+    assert [g['weight_decay'] for g in equal.arch_optimizer.param_groups] == [1e-3, 1e-3]
     assert [g['weight_decay'] for g in _dst_searcher().arch_optimizer.param_groups] == [1e-3, 0.]  # the default
     # equal decays equal one Adam over every architecture parameter with --arch-weight-decay
     one_group = _dst_searcher()
     one_group.arch_optimizer = torch.optim.Adam(one_group.arch_params, lr=6e-4, betas=(0.5, 0.999),
                                                 weight_decay=1e-3)
-    for s in (default, one_group):
+    for s in (equal, one_group):
         _arch_step(s)
-    for a, b in zip(default.arch_params, one_group.arch_params):
+    for a, b in zip(equal.arch_params, one_group.arch_params):
         assert torch.equal(a, b)
     # a strong threshold decay (t starts at 0.7: beta > 0) outweighs the regulariser and lowers the thresholds;
     # the alphas take the very same step

@@ -107,11 +107,6 @@ def _flat(cell: torch.nn.Module) -> List[Tuple[int, int]]:
     return [(s, i) for s, group in enumerate(cell.ops) for i in range(len(group))]
 
 
-def _shared_op(where: str) -> CLIError:
-    return CLIError(f'{where}: the genotype shares one op between connections (feature sharing); the authors\' '
-                    'layouts have one op per connection')
-
-
 def _darts_ops(model: CellNetwork) -> List[Dict[Tuple[int, int], List[str]]]:
     """Per cell, ``(source, index)`` of each op -> its ``_ops`` key in DARTS's ``Cell``: ``m``, the m-th connection
     counted node by node in the genotype's order."""
@@ -119,8 +114,6 @@ def _darts_ops(model: CellNetwork) -> List[Dict[Tuple[int, int], List[str]]]:
     for cell in model.cells:
         flat, ops = _flat(cell), {}
         for m, pos in enumerate(p for node in cell.node_inputs for p in node):
-            if flat[pos] in ops:
-                raise _shared_op('--layout darts')
             ops[flat[pos]] = [str(m)]
         out.append(ops)
     return out
@@ -138,8 +131,6 @@ def _fairdarts_ops(model: CellNetwork) -> List[Dict[Tuple[int, int], List[str]]]
         for state, positions in zip(spec.present, cell.node_inputs):
             per_edge: Dict[int, int] = {}
             for (_, inp), pos in zip(spec.nodes[state - 2], positions):
-                if flat[pos] in ops:
-                    raise _shared_op('--layout fairdarts')
                 n = per_edge[inp] = per_edge.get(inp, -1) + 1
                 ops[flat[pos]] = [str(state), str(inp), str(n)]
         out.append(ops)
@@ -153,8 +144,9 @@ def _cell_network_layout(model: CellNetwork, layout: str,
     layer stack in an ``op`` Sequential), ``auxiliary_head.features`` (after a ReLU and a pool, two indices later
     than ours) and ``classifier``."""
     g = model.genotype
-    if g.feature_sharing:
-        raise _shared_op(f'--layout {layout}')
+    if g.feature_sharing:  # the only way one op module serves several connections
+        raise CLIError(f'--layout {layout}: the genotype shares one op between connections (feature sharing); the '
+                       'authors\' layouts have one op per connection')
     if g.bn_after:
         raise CLIError(f'genotype {g.name or "custom"}: a batch norm after parameter-free ops has no counterpart in '
                        f'the {layout} layout')
