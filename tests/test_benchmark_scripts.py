@@ -55,3 +55,22 @@ def test_report_scaling_record_is_a_dst_search(tmp_path: Path, capsys: pytest.Ca
     film = film_epochs([(r.epoch, json.dumps(r.data['genotype'], sort_keys=True)) for r in records])
     assert figures['gif_frames'] == figures['pngs'] == len(film) and film[0] == 1 and film[-1] == 4
     assert figures['peak_rss_mb'] >= figures['after_imports_mb'] and figures['html_mb'] > 0
+
+
+@pytest.mark.fashion_mnist
+def test_train_levers_times_each_variant_in_its_own_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    levers = _load('train_levers')
+    out = tmp_path / 'levers.jsonl'
+    assert levers.main(['--subset', '64', '--val-subset', '32', '--channels', '4', '--layers', '3', '--image-size',
+                        '16', '--rounds', '2', '--variants', 't1-b32,t1-b32-cl', '--output', str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines == [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    config, variants, summary = lines[0]['config'], lines[1:3], lines[3]
+    assert config['subset'] == 64 and config['rounds'] == 2
+    assert [v['flags'] for v in variants] == ['--threads 1 --batch-size 32', '--threads 1 --batch-size 32 '
+                                              '--channels-last']
+    for v in variants:
+        assert len(v['images_per_s_rounds']) == 2 and v['images_per_s'] > 0 and v['cpu_s_per_1k'] > 0
+    assert summary['throughput_vs_first']['t1-b32'] == 1.0
+    with pytest.raises(SystemExit, match="cannot read 'x9'"):
+        levers.main(['--variants', 't1-x9'])

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from ..models.network import CellNetwork
 from ..models.registry import HF_ORG, WEIGHTS_FILE
 from ..train.checkpoint import METRICS, build_run_model
 from ..utils.errors import CLIError
@@ -97,6 +98,9 @@ def export_run(run_dir: str, output: str, ema: bool = False, which: str = 'best'
     if out.exists() and not out.is_dir():
         raise CLIError(f'-o: {out} exists and is not a directory')
     model, cfg = build_run_model(run, which, ema)
+    if not isinstance(model, CellNetwork):
+        raise CLIError(f'{run}: a {cfg["model"]["name"]} run is a same-budget reference, not a zoo model; its '
+                       f'results are in {run / METRICS} (nothing was written)')
     rec = _record(read_run_records(run), which, ema)
     svg = _diagram(model.genotype)
     files = {'cells.svg': svg} if svg is not None else {}

@@ -50,8 +50,9 @@ examples:
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Every flag defaults to 'not given', so that presets fill what the user left out."""
     p.add_argument('model', nargs='?', metavar='MODEL', help='registered model of the zoo (entrannas models), e.g. '
-                   'darts_v2_cifar10; default: the family network of the data (cellnet_cifar, or cellnet_imagenet '
-                   'for folder data) built from --genotype')
+                   'darts_v2_cifar10, or a same-budget baseline (baseline_linear, baseline_cnn: with --aux-weight 0 '
+                   '--drop-path 0); default: the family network of the data (cellnet_cifar, or cellnet_imagenet for '
+                   'folder data) built from --genotype')
     g = p.add_argument_group('what to train')
     g.add_argument('--genotype', help="genotype: bundled name, .json file, or a search run directory (its "
                    "genotype.json); default: MODEL's own")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from ..data.loader import DATASETS
+from ..models.baselines import BASELINE_MODELS
 from ..models.registry import MODEL_GENOTYPES
 from ..utils.errors import CLIError
 from .checkpoint import CONFIG
@@ -52,7 +53,7 @@ RESUME_MUTABLE = frozenset({'output', 'resume', 'workers', 'data_dir', 'device',
 @dataclass
 class TrainConfig:
     """Every setting of a training run (``config.json``'s ``settings``)."""
-    model: Optional[str] = None               # registered name; None -> the family's generic cellnet_* entrypoint
+    model: Optional[str] = None               # registered name or a baseline; None -> the family's cellnet_* entrypoint
     genotype: Optional[str] = None            # bundled name, genotype file, or a search run directory
     preset: Optional[str] = None              # None -> DATASET_PRESET[dataset]
     # data
@@ -108,9 +109,16 @@ def check_config(cfg: TrainConfig) -> None:
         raise CLIError(f'--preset: unknown preset {cfg.preset!r}; expected one of {", ".join(PRESETS)}')
     if cfg.dataset not in DATASETS:
         raise CLIError(f'--dataset: unknown data set {cfg.dataset!r}; expected one of {", ".join(DATASETS)}')
-    if cfg.model is not None and cfg.model not in MODEL_GENOTYPES:
+    if cfg.model is not None and cfg.model not in MODEL_GENOTYPES and cfg.model not in BASELINE_MODELS:
         raise CLIError(f'MODEL: {cfg.model!r} is not a registered model of the zoo; registered: '
-                       f'{", ".join(MODEL_GENOTYPES)} (or give only --genotype)')
+                       f'{", ".join(MODEL_GENOTYPES)}; baselines: {", ".join(BASELINE_MODELS)} (or give only '
+                       '--genotype)')
+    if cfg.model in BASELINE_MODELS:
+        given = [f for f, v in (('--genotype', cfg.genotype), ('--aux-weight', cfg.aux_weight),
+                                ('--drop-path', cfg.drop_path)) if v]
+        if given:
+            raise CLIError(f'MODEL {cfg.model}: a baseline has no cells, auxiliary head or drop path; pass '
+                           f'--aux-weight 0 --drop-path 0 and no --genotype (got {", ".join(given)})')
     if cfg.sched not in SCHEDULES:
         raise CLIError(f'--sched: expected one of {", ".join(SCHEDULES)}, got {cfg.sched!r}')
     for name in ('epochs', 'batch_size', 'grad_accum'):

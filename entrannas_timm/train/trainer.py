@@ -37,6 +37,7 @@ from ..data.loader import (
     steps_per_epoch,
     train_batches,
 )
+from ..models.baselines import BASELINE_MODELS
 from ..models.genotype import Genotype, GenotypeError
 from ..models.profile import model_cost, peak_memory_mb
 from ..models.registry import FAMILIES, GENERIC_MODELS, MODEL_GENOTYPES
@@ -82,6 +83,9 @@ def _genotype(spec: str) -> Genotype:
 
 def model_spec(cfg: TrainConfig, data: ImageData, genotype: Optional[Genotype] = None) -> Dict[str, Any]:
     """The entrypoint to build, the one to export under, and the arguments of the inference network."""
+    if cfg.model in BASELINE_MODELS:
+        args = dict(in_chans=data.in_chans, num_classes=data.num_classes, img_size=data.image_size)
+        return dict(name=cfg.model, architecture=cfg.model, family=None, args=args)
     family = (MODEL_GENOTYPES[cfg.model][1] if cfg.model else
               'imagenet' if cfg.dataset in ('imagenet', 'imagefolder') else 'cifar')
     generic = next(name for name, fam in GENERIC_MODELS.items() if fam == family)
@@ -161,8 +165,8 @@ class _Trainer:
         from timm.utils import ModelEmaV3
         self.cfg, self.device, self.dist = cfg, device, dist
         try:
-            self.model = timm.create_model(spec['name'], auxiliary=cfg.aux_weight > 0, drop_path_rate=cfg.drop_path,
-                                           **spec['args']).to(device)
+            cells = {} if spec['family'] is None else dict(auxiliary=cfg.aux_weight > 0, drop_path_rate=cfg.drop_path)
+            self.model = timm.create_model(spec['name'], **cells, **spec['args']).to(device)
         except (ValueError, GenotypeError) as e:
             raise CLIError(f'model: {e}') from None
         if cfg.channels_last:
