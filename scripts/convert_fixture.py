@@ -1,7 +1,7 @@
 """Record the fixture of ``entrannas convert`` from the authors' own evaluation classes (tests/fixtures/convert/).
 
     python scripts/convert_fixture.py --darts /path/to/darts/cnn --pdarts /path/to/pdarts \
-        --fairdarts /path/to/FairDARTS/fairdarts
+        --fairdarts /path/to/FairDARTS/fairdarts --gdas /path/to/AutoDL-Projects --gdas-original /path/to/GDAS-af7e82a
 
 DARTS's ``NetworkCIFAR`` and ``NetworkImageNet`` (github.com/quark0/darts, cnn/model.py, imported from that
 checkout, never copied) are built at a small size with the DARTS V2 cell (the CIFAR one with its auxiliary
@@ -15,8 +15,17 @@ P-DARTS's copy of those classes (github.com/chenxin061/pdarts, model.py) is reco
 cell, without auxiliary heads. FairDARTS's ``NetworkCIFAR`` with its ``DCOCell``
 (github.com/xiaomi-automl/FairDARTS, fairdarts/model.py; ``parse_method='threshold'`` as its README's evaluation
 command) is recorded with the FairDARTS-a cell (a node without inputs, nodes with one), saved as its train.py saves
-(``{'epoch', 'dur_time', 'state_dict', ..., 'scheduler'}``). ``tests/test_convert.py`` converts every file and must
-reproduce every output.
+(``{'epoch', 'dur_time', 'state_dict', ..., 'scheduler'}``). GDAS's networks, with its GDAS_V1 cell, go to files of
+their own (gdas_*; the files above stay as they were): the ``NetworkCIFAR`` (with its auxiliary head) and
+``NetworkImageNet`` of github.com/D-X-Y/AutoDL-Projects (xautodl/nas_infer_model/DXYs, built by its
+``obtain_nas_infer_model`` from its configs/archs/NAS-*-GDAS_V1.config), saved as its exps/basic/basic-main.py
+saves (``{'epoch', 'args', ..., 'base-model', 'scheduler', 'optimizer'}``), and the ``NetworkImageNet`` of GDAS's
+original code (lib/nas of that repository at commit af7e82a; its released ImageNet file is one), saved as its
+exps-cnn/train_utils_imagenet.py saves (``{'epoch', 'args', 'state_dict', 'optimizer', 'scheduler',
+'accuracies'}``; in torch's reproducible zip format, where PyTorch 1.0 wrote a pickle: tests/test_convert.py reads
+that format too). Their inputs come from GDAS's own ``get_datasets`` evaluation transforms. The ImageNet networks
+have no auxiliary head (0.4M weights each; tests/test_convert.py refuses GDAS's, which ours cannot hold).
+``tests/test_convert.py`` converts every file and must reproduce every output.
 """
 from __future__ import annotations
 
@@ -25,8 +34,9 @@ import importlib
 import importlib.util
 import json
 import sys
+import types
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Callable, Dict, List
 
 import torch
 import torch.nn as nn
@@ -64,23 +74,48 @@ def _samples() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / 'data'
 
 
-def _images(family: str) -> tuple[List[str], torch.Tensor]:
-    """The foolbox samples of the family's data set through the authors' evaluation transform."""
-    from PIL import Image
+def _darts_transform(family: str) -> Callable:
+    """The evaluation transform of the family's data set in the DARTS-family checkout imported last."""
     from torchvision import transforms as T
     authors = importlib.import_module('utils')  # the authors' utils.py, imported by their model.py
     if family == 'cifar':
-        files = sorted(_samples().glob('cifar10_*.png'))
         if hasattr(authors, '_data_transforms_cifar10'):  # DARTS, P-DARTS
-            transform = authors._data_transforms_cifar10(argparse.Namespace(cutout=False, cutout_length=16))[1]
-        else:  # FairDARTS (fairdarts/utils.py, as evaluate_model.py calls it)
-            transform = authors._data_transforms_cifar(argparse.Namespace(dataset='cifar10', auto_aug=False,
-                                                                          cutout=False))[1]
-    else:  # cnn/test_imagenet.py
-        files = sorted(_samples().glob('imagenet_*.jpg'))
-        transform = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
-                               T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+            return authors._data_transforms_cifar10(argparse.Namespace(cutout=False, cutout_length=16))[1]
+        # FairDARTS (fairdarts/utils.py, as evaluate_model.py calls it)
+        return authors._data_transforms_cifar(argparse.Namespace(dataset='cifar10', auto_aug=False, cutout=False))[1]
+    # cnn/test_imagenet.py
+    return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                      T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+
+
+def _images(family: str, transform: Any = None) -> tuple[List[str], torch.Tensor]:
+    """The foolbox samples of the family's data set through the authors' evaluation transform (``transform``, or
+    :func:`_darts_transform`'s)."""
+    from PIL import Image
+    files = sorted(_samples().glob('cifar10_*.png' if family == 'cifar' else 'imagenet_*.jpg'))
+    transform = transform or _darts_transform(family)
     return [f.name for f in files], torch.stack([transform(Image.open(f).convert('RGB')) for f in files])
+
+
+class _TestSet(Exception):
+    """Raised by the stand-in for torchvision's data sets, with the evaluation transform it was given."""
+
+
+def _gdas_transform(datasets: types.ModuleType, name: str) -> Callable:
+    """The evaluation transform that GDAS's ``get_datasets`` (``datasets``, its module) builds for data set
+    ``name``: torchvision's data sets are stood in for, and the test set's raises with its transform (no data is
+    read)."""
+    def dataset(root, *args, train=True, transform=None, **kwargs):
+        if not train or str(root).endswith('val'):  # CIFAR10(root, train=False, ...), ImageFolder(root/val, t)
+            raise _TestSet(transform or args[0])
+    real, datasets.dset = datasets.dset, types.SimpleNamespace(CIFAR10=dataset, ImageFolder=dataset)
+    try:
+        datasets.get_datasets(name, '/no/data', -1)
+    except _TestSet as e:
+        return e.args[0]
+    finally:
+        datasets.dset = real
+    raise SystemExit(f'{datasets.__name__}.get_datasets({name!r}) built no test set')
 
 
 def _authors(folder: Path):
@@ -110,12 +145,114 @@ def _wrapped(net: nn.Module) -> dict:
     return {'epoch': 3, 'state_dict': old, 'best_acc_top1': 0.5, 'optimizer': opt.state_dict()}
 
 
+GDAS_DATA = {'cifar': ('CIFAR', 'cifar10', 96, 16, 4), 'imagenet': ('IMAGENET', 'imagenet-1k', 256, -1, 28)}
+"""Per family, GDAS's config name (configs/*/NAS-<name>-*.config), data set name, and the batch size, cutout length
+and workers of docs/CVPR-2019-GDAS.md's scripts/nas-infer-train.sh command."""
+
+
+def _gdas(root: Path, inputs: Dict[str, torch.Tensor], tensors: Dict[str, torch.Tensor]) -> Dict[str, Any]:
+    """AutoDL-Projects's GDAS networks (xautodl/nas_infer_model/DXYs), as exps/basic/basic-main.py builds and saves
+    them; their outputs on the DARTS networks' ``inputs`` and the samples into ``tensors``, their sizes returned."""
+    sys.path.insert(0, str(root))
+    try:
+        from xautodl.config_utils import load_config, obtain_basic_args
+        from xautodl.datasets import get_dataset_with_transform
+        from xautodl.nas_infer_model import obtain_nas_infer_model
+        from xautodl.procedures import get_optim_scheduler
+        from xautodl.utils import get_model_infos
+    finally:
+        sys.path.remove(str(root))
+    meta: Dict[str, Any] = {'source': 'github.com/D-X-Y/AutoDL-Projects xautodl/nas_infer_model/DXYs',
+                            'genotype': 'GDAS_V1'}
+    for seed, (family, size) in enumerate(SIZES.items(), start=5):
+        base, dataset, batch, cutout, workers = GDAS_DATA[family]
+        size = dict(size, auxiliary=family == 'cifar')  # their config's N counts the cells of one stage
+        extra = {'class_num': size['num_classes'], 'ichannel': size['C'], 'layers': (size['layers'] - 2) // 3,
+                 'auxiliary': size['auxiliary']}
+        model_config = load_config(root / 'configs' / 'archs' / f'NAS-{base}-GDAS_V1.config', extra, None)
+        optim_config = load_config(root / 'configs' / 'opts' / f'NAS-{base}.config',
+                                   {'class_num': size['num_classes']}, None)
+        torch.manual_seed(seed)
+        net = obtain_nas_infer_model(model_config)
+        _randomise(net, seed)
+        net.eval()
+        names, images = _images(family, _gdas_transform(get_dataset_with_transform, dataset))
+        with torch.no_grad():  # their forward returns (features, logits)
+            tensors[f'gdas_{family}_sample_logits'] = net(images)[1]
+            if family == 'cifar':
+                tensors['gdas_cifar_logits'] = net(inputs['cifar_input'])[1]
+                tensors['gdas_cifar_aux_logits'] = net.auxiliary_head(inputs['cifar_aux_input'])
+        # scripts/nas-infer-train.sh's command line, with a fixed seed (-1 draws one)
+        argv, sys.argv = sys.argv, [
+            'basic-main.py', '--dataset', dataset, '--data_path', '/data', '--model_source', 'nas',
+            '--model_config', f'./configs/archs/NAS-{base}-GDAS_V1.config',
+            '--optim_config', f'./configs/opts/NAS-{base}.config', '--procedure', 'basic',
+            '--save_dir', f'./output/nas-infer/{dataset}-GDAS_V1-{batch}', '--cutout_length', str(cutout),
+            '--batch_size', str(batch), '--rand_seed', '1', '--workers', str(workers), '--eval_frequency', '1',
+            '--print_freq', '500', '--print_freq_eval', '1000']
+        try:
+            args = obtain_basic_args()
+        finally:
+            sys.argv = argv
+        optimizer, scheduler, _ = get_optim_scheduler(net.parameters(), optim_config)
+        flop, param = get_model_infos(net, (1, 3, 32, 32) if family == 'cifar' else (1, 3, 224, 224))
+        torch.save({'epoch': 0, 'args': args, 'max_bytes': {0: 1e9}, 'FLOP': flop, 'PARAM': param,
+                    'valid_accuracies': {'best': 50.0, 0: 50.0}, 'model-config': model_config._asdict(),
+                    'optim-config': optim_config._asdict(), 'base-model': net.state_dict(),
+                    'scheduler': scheduler.state_dict(), 'optimizer': optimizer.state_dict()},
+                   OUT / f'gdas_{family}_seed-1-basic.pth')  # basic-main.py, save_checkpoint to logger.path('model')
+        meta[family] = dict(size, samples=names, N=extra['layers'])
+    return meta
+
+
+def _gdas_original(root: Path, tensors: Dict[str, torch.Tensor]) -> Dict[str, Any]:
+    """GDAS's original ``NetworkImageNet`` (lib/nas), as exps-cnn/train_utils_imagenet.py builds and saves it."""
+    for name in ('utils', 'datasets', 'nas'):  # module names of the other checkouts
+        sys.modules.pop(name, None)
+    stub = 'cv2' not in sys.modules and importlib.util.find_spec('cv2') is None
+    if stub:  # lib/datasets/__init__.py imports its TieredImageNet, which imports OpenCV; nothing here uses it
+        sys.modules['cv2'] = types.ModuleType('cv2')
+    sys.path.insert(0, str(root / 'lib'))
+    try:
+        nas = importlib.import_module('nas')
+        datasets = importlib.import_module('datasets.get_dataset_with_transform')
+    finally:
+        sys.path.remove(str(root / 'lib'))
+        if stub:
+            del sys.modules['cv2']
+    size = dict(SIZES['imagenet'])
+    torch.manual_seed(7)
+    net = nas.NetworkImageNet(size['C'], size['num_classes'], size['layers'], size['auxiliary'],
+                              nas.model_types['GDAS_V1'])
+    _randomise(net, 7)
+    net.eval()
+    images = _images('imagenet', _gdas_transform(datasets, 'imagenet-1k'))[1]
+    with torch.no_grad():
+        tensors['gdas_original_imagenet_sample_logits'] = net(images)
+    # scripts-cnn/train-imagenet.sh's command line (exps-cnn/train_base.py's arguments)
+    args = argparse.Namespace(data_path='/data/ILSVRC2012', dataset='imagenet', arch='GDAS_V1', grad_clip=5.0,
+                              init_channels=size['C'], layers=size['layers'],
+                              model_config='./configs/nas-imagenet-B256.config', workers=20,
+                              save_path='./output/NAS-CNN/GDAS_V1-imagenet-C4-L5-B256-E250', print_freq=200,
+                              manualSeed=1)
+    optimizer = torch.optim.SGD(net.parameters(), 0.1, momentum=0.9, weight_decay=3e-5, nesterov=True)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.97)
+    torch.save({'epoch': 250, 'args': args, 'state_dict': net.state_dict(), 'optimizer': optimizer.state_dict(),
+                'scheduler': scheduler.state_dict(), 'accuracies': {249: (74.0, 91.5)}},
+               OUT / 'gdas_original_imagenet_model.pth')
+    return {'source': 'github.com/D-X-Y/AutoDL-Projects lib/nas at af7e82a (GDAS\'s original code)',
+            'genotype': 'GDAS_V1', 'imagenet': size}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--darts', required=True, type=Path, help='the cnn/ folder of a github.com/quark0/darts checkout')
     p.add_argument('--pdarts', required=True, type=Path, help='a github.com/chenxin061/pdarts checkout')
     p.add_argument('--fairdarts', required=True, type=Path,
                    help='the fairdarts/ folder of a github.com/xiaomi-automl/FairDARTS checkout')
+    p.add_argument('--gdas', required=True, type=Path, help='a github.com/D-X-Y/AutoDL-Projects checkout (xautodl/)')
+    p.add_argument('--gdas-original', required=True, type=Path,
+                   help="GDAS's original code: github.com/D-X-Y/AutoDL-Projects at commit af7e82a (its lib/)")
     args = p.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tensors: Dict[str, torch.Tensor] = {}
@@ -167,6 +304,11 @@ def main() -> None:
                          'parse_method': 'threshold', 'cifar': size}
     (OUT / 'expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in tensors.items()}))
     (OUT / 'fixture.json').write_text(json.dumps(meta, indent=1) + '\n')
+    # GDAS: files of its own, so that the files above stay byte-identical
+    gdas: Dict[str, torch.Tensor] = {}
+    gdas_meta = {'gdas': _gdas(args.gdas, tensors, gdas), 'gdas_original': _gdas_original(args.gdas_original, gdas)}
+    (OUT / 'gdas_expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in gdas.items()}))
+    (OUT / 'gdas_fixture.json').write_text(json.dumps(gdas_meta, indent=1) + '\n')
     for f in sorted(OUT.iterdir()):
         print(f, f.stat().st_size)
 

@@ -2,8 +2,11 @@
 scripts/convert_fixture.py) become zoo models that give the authors' logits, through timm's loaders."""
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
+import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -18,13 +21,16 @@ from entrannas_timm import WeightsNotPublishedError
 from entrannas_timm.cli import main
 from entrannas_timm.hub.convert import convert, read_source
 from entrannas_timm.hub.publish import install_in_cache
+from entrannas_timm.models.authors import AUTHORS_CHECKPOINTS, GDAS_CIFAR_MEAN, GDAS_CIFAR_STD
 from entrannas_timm.utils.errors import CLIError
 
 FIXTURE = Path(__file__).parent / 'fixtures' / 'convert'
 CIFAR = FIXTURE / 'darts_cifar10_model.pt'
 IMAGENET = FIXTURE / 'darts_imagenet_model.pt'
-EXPECTED = load_file(str(FIXTURE / 'expected.safetensors'))
+# GDAS's outputs in files of their own (the same inputs and sample images)
+EXPECTED = {**load_file(str(FIXTURE / 'expected.safetensors')), **load_file(str(FIXTURE / 'gdas_expected.safetensors'))}
 META = json.loads((FIXTURE / 'fixture.json').read_text())
+GDAS_META = json.loads((FIXTURE / 'gdas_fixture.json').read_text())
 TAGS = {'cifar': 'darts_v2_cifar10.darts_c10', 'imagenet': 'darts_v2_imagenet.darts_in1k'}
 SOURCES = {'cifar': CIFAR, 'imagenet': IMAGENET}
 # P-DARTS's own copy of the DARTS classes, with its cell (the DARTS layout's claim for a successor)
@@ -32,6 +38,11 @@ PDARTS = {'cifar': ('pdarts_cifar10.pdarts_c10', FIXTURE / 'pdarts_cifar10_model
           'imagenet': ('pdarts_imagenet.pdarts_in1k', FIXTURE / 'pdarts_imagenet_model.pt')}
 # FairDARTS's DCOCell layout (its own NetworkCIFAR with the FairDARTS-a cell: an absent node, single-input nodes)
 FAIRDARTS = ('fairdarts_a_cifar10.fairdarts_c10', FIXTURE / 'fairdarts_a_cifar10.tar')
+# GDAS: AutoDL-Projects's NetworkCIFAR (with its auxiliary head) and NetworkImageNet, --layout gdas (no released files,
+# so no tag), and its original code's NetworkImageNet, the darts layout of the tag of its released ImageNet file
+GDAS = {'cifar': ('gdas_cifar10', FIXTURE / 'gdas_cifar_seed-1-basic.pth'),
+        'imagenet': ('gdas_imagenet', FIXTURE / 'gdas_imagenet_seed-1-basic.pth')}
+GDAS_ORIGINAL = ('gdas_imagenet.gdas_in1k', FIXTURE / 'gdas_original_imagenet_model.pth')
 
 
 def _samples() -> Path:
@@ -48,19 +59,35 @@ def converted(tmp_path_factory) -> dict:
     folders.update({f'pdarts_{family}': convert(str(src), tag, str(out / tag))[0]
                     for family, (tag, src) in PDARTS.items()})
     folders['fairdarts_cifar'] = convert(str(FAIRDARTS[1]), FAIRDARTS[0], str(out / FAIRDARTS[0]))[0]
+    folders.update({f'gdas_{family}': convert(str(src), arch, str(out / arch), layout='gdas')[0]
+                    for family, (arch, src) in GDAS.items()})
+    folders['gdas_original_imagenet'] = convert(str(GDAS_ORIGINAL[1]), GDAS_ORIGINAL[0], str(out / GDAS_ORIGINAL[0]))[0]
     return folders
+
+
+def _preprocessing(case: str) -> dict:
+    """The authors' evaluation transform as timm data-config overrides: none where the conversion has a tag (its
+    pretrained cfg is that transform); AutoDL-Projects's GDAS networks have no released file, so no tag: GDAS's own
+    CIFAR normalisation, and for ImageNet the transform of the tag of GDAS's released file."""
+    if case == 'gdas_cifar':
+        return dict(mean=GDAS_CIFAR_MEAN, std=GDAS_CIFAR_STD)
+    if case == 'gdas_imagenet':
+        cfg = timm.models.get_pretrained_cfg(GDAS_ORIGINAL[0]).to_dict()
+        return {k: cfg[k] for k in ('input_size', 'interpolation', 'crop_pct', 'mean', 'std')}
+    return {}
 
 
 def _load(folder: Path) -> torch.nn.Module:
     return timm.create_model(f'local-dir:{folder}', pretrained=True).eval()
 
 
-def test_cifar_checkpoint_gives_the_authors_logits_and_auxiliary_head(converted, one_thread):
-    model = _load(converted['cifar'])
-    assert model.pretrained_cfg['tag'] == 'darts_c10' and model.aux_head is not None
+@pytest.mark.parametrize('case, tag', [('cifar', 'darts_c10'), ('gdas_cifar', 'c10')])
+def test_cifar_checkpoint_gives_the_authors_logits_and_auxiliary_head(converted, case, tag, one_thread):
+    model = _load(converted[case])
+    assert model.pretrained_cfg['tag'] == tag and model.aux_head is not None
     with torch.no_grad():
-        torch.testing.assert_close(model(EXPECTED['cifar_input']), EXPECTED['cifar_logits'], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(model.aux_head(EXPECTED['cifar_aux_input']), EXPECTED['cifar_aux_logits'],
+        torch.testing.assert_close(model(EXPECTED['cifar_input']), EXPECTED[f'{case}_logits'], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.aux_head(EXPECTED['cifar_aux_input']), EXPECTED[f'{case}_aux_logits'],
                                    atol=1e-5, rtol=1e-5)
 
 
@@ -74,14 +101,16 @@ def test_fairdarts_checkpoint_gives_the_authors_logits(converted, one_thread):
     assert 'FairDARTS-a.tar' in card and '97.46 %' in card and 'no licence file' in card
 
 
-@pytest.mark.parametrize('case', ['cifar', 'imagenet', 'pdarts_cifar', 'pdarts_imagenet', 'fairdarts_cifar'])
+@pytest.mark.parametrize('case', ['cifar', 'imagenet', 'pdarts_cifar', 'pdarts_imagenet', 'fairdarts_cifar',
+                                  'gdas_cifar', 'gdas_imagenet', 'gdas_original_imagenet'])
 def test_real_images_through_the_tags_preprocessing_give_the_authors_logits(converted, case, one_thread):
     """The tag's pretrained cfg is the authors' evaluation transform: timm's eval transform built from it turns the
-    real sample images into exactly the inputs their script fed their network."""
+    real sample images into exactly the inputs their script fed their network (GDAS's untagged networks: with its
+    normalisation, :func:`_preprocessing`)."""
     samples = _samples()
     family = case.split('_')[-1]
     model = _load(converted[case])
-    transform = create_transform(**resolve_data_config({}, model=model))
+    transform = create_transform(**resolve_data_config(_preprocessing(case), model=model))
     x = torch.stack([transform(Image.open(samples / name).convert('RGB')) for name in META[family]['samples']])
     with torch.no_grad():
         logits = model(x)
@@ -101,22 +130,46 @@ def test_old_wrapped_dataparallel_file_is_read_as_its_state_dict(tmp_path):
                                                             for k, v in src.state.items())
 
 
-def test_registry_tag_loads_the_cached_conversion_and_keeps_the_timm_contract(converted, tmp_path, monkeypatch,
-                                                                              one_thread):
+@pytest.mark.parametrize('case, tag', [('cifar', TAGS['cifar']), ('gdas_original_imagenet', GDAS_ORIGINAL[0])])
+def test_registry_tag_loads_the_cached_conversion_and_keeps_the_timm_contract(converted, case, tag, tmp_path,
+                                                                              monkeypatch, one_thread):
     monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
-    size = dict(channels=META['cifar']['C'], layers=META['cifar']['layers'], cache_dir=str(tmp_path))
-    with pytest.raises(WeightsNotPublishedError, match=r"cifar10_model\.pt.*entrannas convert cifar10_model\.pt "
-                                                       r"--model darts_v2_cifar10\.darts_c10"):
-        timm.create_model(TAGS['cifar'], pretrained=True, **size)
-    install_in_cache(converted['cifar'], f'entrannas/{TAGS["cifar"]}', cache_dir=tmp_path)
-    model = timm.create_model(TAGS['cifar'], pretrained=True, auxiliary=True, **size).eval()
+    args = json.loads((converted[case] / 'config.json').read_text())['model_args']
+    # the fixture's 10 classes: timm keeps a pretrained classifier only at the cfg's class count
+    size = dict(channels=args['channels'], layers=args['layers'], num_classes=args['num_classes'],
+                pretrained_cfg_overlay=dict(num_classes=args['num_classes']), cache_dir=str(tmp_path))
+    file = re.escape(AUTHORS_CHECKPOINTS[tag].file)
+    with pytest.raises(WeightsNotPublishedError, match=rf'{file}.*entrannas convert {file} --model {re.escape(tag)}'):
+        timm.create_model(tag, pretrained=True, **size)
+    card, known = (converted[case] / 'README.md').read_text(), AUTHORS_CHECKPOINTS[tag]
+    assert known.file in card and known.reported in card and known.license_text in card
+    install_in_cache(converted[case], f'entrannas/{tag}', cache_dir=tmp_path)
+    model = timm.create_model(tag, pretrained=True, auxiliary=bool(args.get('auxiliary')), **size).eval()
+    if case == 'cifar':
+        x, expected = EXPECTED['cifar_input'], EXPECTED['cifar_logits']
+    else:  # the authors' logits on real images: test_real_images_through_the_tags_preprocessing_...
+        x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+        expected = _load(converted[case])(x).detach()
     with torch.no_grad():
-        torch.testing.assert_close(model(EXPECTED['cifar_input']), EXPECTED['cifar_logits'], atol=1e-5, rtol=1e-5)
-    features = timm.create_model(TAGS['cifar'], pretrained=True, features_only=True, **size).eval()
-    maps = features(EXPECTED['cifar_input'])
+        torch.testing.assert_close(model(x), expected, atol=1e-5, rtol=1e-5)
+    features = timm.create_model(tag, pretrained=True, features_only=True, **size).eval()
+    maps = features(x)
     assert [m.shape[1] for m in maps] == features.feature_info.channels()
     model.reset_classifier(3)
-    assert model.eval()(EXPECTED['cifar_input']).shape == (2, 3)
+    assert model.eval()(x).shape == (len(x), 3)
+
+
+@pytest.mark.parametrize('family', ['cifar', 'imagenet'])
+def test_gdas_conversion_keeps_the_timm_contract(converted, family, one_thread):
+    """AutoDL-Projects's GDAS networks (--layout gdas, no tag) through timm's local-dir loader."""
+    folder = converted[f'gdas_{family}']
+    x = torch.randn(1, 3, *((32, 32) if family == 'cifar' else (224, 224)), generator=torch.Generator().manual_seed(1))
+    features = timm.create_model(f'local-dir:{folder}', pretrained=True, features_only=True).eval()
+    assert [m.shape[1] for m in features(x)] == features.feature_info.channels()
+    model = _load(folder)
+    assert model.genotype.name == 'gdas_v1' and model.channels == GDAS_META['gdas'][family]['C']
+    model.reset_classifier(3)
+    assert model.eval()(x).shape == (1, 3)
 
 
 def test_wrong_cell_or_tensors_stop_before_anything_is_written(tmp_path):
@@ -142,6 +195,50 @@ def test_wrong_cell_or_tensors_stop_before_anything_is_written(tmp_path):
                                        r'missing: cells\.0\._ops\.2\.'):
         convert(str(CIFAR), 'darts_v2_cifar10', str(tmp_path / 'fd'), layout='fairdarts')
     assert not (tmp_path / 'fd').exists()
+
+
+def test_gdas_files_name_their_layout_and_gdas_imagenet_auxiliary_head_is_refused_by_name(converted, tmp_path):
+    """A GDAS file under another layout names the right one; GDAS's ImageNet auxiliary head, with a batch norm
+    that ours (DARTS's) has not, is refused unless dropped."""
+    with pytest.raises(CLIError, match=r"not a DARTS-layout state dict \(no 'stem\.0\.weight' key\).*"
+                                       r"\(it reads as --layout gdas\)"):
+        convert(str(GDAS['cifar'][1]), 'gdas_cifar10', str(tmp_path / 'a'))  # the default layout, darts
+    with pytest.raises(CLIError, match=r'in the darts layout: .*missing: cells\.0\.preprocess0\.conv_1\.weight.*'
+                                       r'pass --layout gdas\); nothing was written'):
+        convert(str(GDAS['imagenet'][1]), 'gdas_imagenet', str(tmp_path / 'b'))
+    with pytest.raises(CLIError, match=r'in the gdas layout: .*pass --layout darts\)'):  # the original code's file
+        convert(str(GDAS_ORIGINAL[1]), GDAS_ORIGINAL[0], str(tmp_path / 'c'), layout='gdas')
+    # GDAS's AuxiliaryHeadImageNet (xautodl/nas_infer_model/DXYs/head_utils.py): conv, BN, conv, BN at features 2, 3,
+    # 5, 6 and a classifier, on the 64 channels of this network's second reduction
+    head = torch.nn.ModuleDict(dict(features=torch.nn.Sequential(
+        torch.nn.ReLU(), torch.nn.AvgPool2d(5), torch.nn.Conv2d(64, 128, 1, bias=False), torch.nn.BatchNorm2d(128),
+        torch.nn.ReLU(), torch.nn.Conv2d(128, 768, 2, bias=False), torch.nn.BatchNorm2d(768)),
+        classifier=torch.nn.Linear(768, 10)))
+    state = dict(read_source(str(GDAS['imagenet'][1])).state,
+                 **{f'auxiliary_head.{k}': v for k, v in head.state_dict().items()})
+    torch.save({'base-model': state}, tmp_path / 'aux.pth')
+    with pytest.raises(CLIError, match=r"GDAS's ImageNet auxiliary head .* batch norm after its 768-channel conv.*"
+                                       r'pass --aux drop'):
+        convert(str(tmp_path / 'aux.pth'), 'gdas_imagenet', str(tmp_path / 'd'), layout='gdas')
+    assert not any((tmp_path / name).exists() for name in 'abcd')
+    folder, _ = convert(str(tmp_path / 'aux.pth'), 'gdas_imagenet', str(tmp_path / 'd'), layout='gdas', keep_aux=False)
+    ours, dropped = (load_file(str(f / 'model.safetensors')) for f in (converted['gdas_imagenet'], folder))
+    assert ours.keys() == dropped.keys() and all(torch.equal(ours[k], dropped[k]) for k in ours)
+
+
+def test_gdas_checkpoints_are_read_with_their_metadata_and_nothing_else(tmp_path):
+    """GDAS's scripts store an argparse Namespace (and NumPy counts) beside the weights: read, as data only."""
+    for path, wrapper in ((GDAS['cifar'][1], 'base-model'), (GDAS['imagenet'][1], 'base-model'),
+                          (GDAS_ORIGINAL[1], 'state_dict')):
+        with pytest.raises(pickle.UnpicklingError):  # not by torch's allow list alone
+            torch.load(path, weights_only=True)
+        src = read_source(str(path))
+        assert src.unwrapped == (wrapper,) and src.prefix == '' and all(isinstance(v, torch.Tensor)
+                                                                        for v in src.state.values())
+    torch.save({'args': argparse.Namespace(model=torch.nn.Linear(2, 2)), 'state_dict': {'w': torch.zeros(1)}},
+               tmp_path / 'namespace.pt')  # a Namespace is allowed, a module inside it is not
+    with pytest.raises(CLIError, match='not loadable with weights_only=True'):
+        read_source(str(tmp_path / 'namespace.pt'))
 
 
 def test_files_that_are_not_state_dicts_are_refused_safely(tmp_path):

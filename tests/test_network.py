@@ -322,7 +322,8 @@ def test_models_are_registered_on_import():
     assert timm.list_models('darts*') == ['darts_minus_cifar10', 'darts_minus_imagenet', 'darts_v1_cifar10',
                                           'darts_v2_cifar10', 'darts_v2_imagenet']
     assert timm.list_models('pc_darts*', include_tags=True) == ['pc_darts_cifar10.c10', 'pc_darts_imagenet.in1k']
-    assert timm.list_models('gdas*', include_tags=True) == ['gdas_cifar10.c10', 'gdas_imagenet.in1k']
+    assert timm.list_models('gdas*', include_tags=True) == ['gdas_cifar10.c10', 'gdas_imagenet.gdas_in1k',
+                                                             'gdas_imagenet.in1k']
 
 
 # ---- the DARTS-family zoo: every bundled cell, checked against its authors' own networks -----------------------

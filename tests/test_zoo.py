@@ -79,3 +79,5 @@ def test_entrannas_entrypoint_builds_its_cell_and_fails_fast_without_weights(mod
     with pytest.raises(entrannas_timm.WeightsNotPublishedError) as e:
         timm.create_model(model_name, pretrained=True)
     assert 'no pretrained weights' in str(e.value) and f'entrannas train {model_name} {data}' in str(e.value)
+    layout = 'cifar-10-batches-py/' if family == 'cifar' else 'DATA/train/<wnid>/*.JPEG and DATA/val/<wnid>/*.JPEG'
+    assert layout in str(e.value)

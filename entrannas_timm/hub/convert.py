@@ -2,7 +2,8 @@
 
 The authors' evaluation networks have exactly our networks' tensors under other names. The file is read with
 ``torch.load(weights_only=True)`` (size-bounded; wrappers such as ``{'state_dict': ...}`` and DataParallel's
-``module.`` prefixes undone; files of PyTorch 0.3/0.4 without ``num_batches_tracked`` accepted), every tensor is
+``module.`` prefixes undone; files of PyTorch 0.3/0.4 without ``num_batches_tracked`` accepted; the parsed command
+line that GDAS's scripts store beside the weights allowed), every tensor is
 mapped by the network's structure (which op of which node of which cell), and the result must
 fit exactly: a missing, unexpected or mis-shaped tensor stops the conversion with the first few offending keys,
 before anything is written. ``DIR`` gets the Hub layout of ``entrannas export`` (``config.json`` with the genotype
@@ -15,6 +16,7 @@ import argparse
 import hashlib
 import pickle
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -27,16 +29,18 @@ from ..models.ops import DilConv, FactorizedConv, FactorizedReduce, ReLUConvBN, 
 from ..models.registry import HF_ORG, MODEL_GENOTYPES
 from ..utils.errors import CLIError
 
-__all__ = ['LAYOUTS', 'SourceCheckpoint', 'read_source', 'darts_layout', 'fairdarts_layout', 'convert_state',
-           'convert', 'add_cli']
+__all__ = ['LAYOUTS', 'SourceCheckpoint', 'read_source', 'darts_layout', 'fairdarts_layout', 'gdas_layout',
+           'convert_state', 'convert', 'add_cli']
 
 MAX_SOURCE_BYTES = 1 << 30
 """The largest checkpoint read (the authors' ImageNet networks are about 20 MB)."""
 
-WRAPPER_KEYS = ('state_dict', 'model', 'net', 'model_state_dict', 'network')
-"""Keys under which training scripts store the state dict inside a larger checkpoint dict, tried in order."""
+WRAPPER_KEYS = ('state_dict', 'model', 'net', 'model_state_dict', 'network', 'base-model')
+"""Keys under which training scripts store the state dict inside a larger checkpoint dict, tried in order
+(``base-model``: GDAS's exps/basic/basic-main.py in AutoDL-Projects)."""
 
 SHOWN = 3  # offending keys named in an error
+AUX = 'auxiliary_head.'  # the authors' auxiliary head (training-only), in every layout
 
 FAMILY_DATASETS = {'cifar': 'cifar10', 'imagenet': 'imagenet'}
 """The data set ``--validate`` reads by default, by network family."""
@@ -58,6 +62,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _safe_globals() -> List[Any]:
+    """What ``weights_only`` loading may build besides tensors and containers: the metadata GDAS's training scripts
+    store beside the weights (exps-cnn/train_utils*.py of its original code, exps/basic/basic-main.py of
+    AutoDL-Projects): the parsed command line, an ``argparse.Namespace`` (attributes only), and NumPy number scalars
+    (FLOP and parameter counts: ``numpy.dtype`` and NumPy's scalar constructor, under NumPy 1's and 2's names)."""
+    import numpy as np
+    scalar = np._core.multiarray.scalar if hasattr(np, '_core') else np.core.multiarray.scalar
+    numbers = [np.dtype, *{type(np.dtype(c)) for c in '?bhilqBHILQefdg'}, scalar]
+    if torch.__version__ >= '2.6':  # a global under another name than its own
+        numbers += [(scalar, f'numpy.{core}.multiarray.scalar') for core in ('core', '_core')]
+    return [argparse.Namespace, *numbers]
+
+
+def _load_tensors(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with :func:`_safe_globals` allowed."""
+    serialization = torch.serialization
+    if not hasattr(serialization, 'safe_globals'):  # torch 2.4: only the process-wide allow list
+        serialization.add_safe_globals(_safe_globals())
+        return torch.load(path, map_location='cpu', weights_only=True)
+    with serialization.safe_globals(_safe_globals()):
+        return torch.load(path, map_location='cpu', weights_only=True)
+
+
 def read_source(path: str) -> SourceCheckpoint:
     """The state dict inside an authors' checkpoint file, read safely (tensors only)."""
     p = Path(path).expanduser()
@@ -70,7 +97,7 @@ def read_source(path: str) -> SourceCheckpoint:
     if magic != b'PK\x03\x04' and magic[:1] != b'\x80':  # torch's zip format, or the pickle of PyTorch < 1.6
         raise CLIError(f'{path}: not a PyTorch checkpoint (neither a torch zip file nor a pickle)')
     try:
-        obj: Any = torch.load(p, map_location='cpu', weights_only=True)
+        obj: Any = _load_tensors(p)
     except pickle.UnpicklingError as e:
         why = next((line.strip() for line in str(e).splitlines() if 'Unpickler error' in line), '')
         raise CLIError(f'{path}: not loadable with weights_only=True: it holds objects other than tensors and '
@@ -180,12 +207,18 @@ def _cell_network_layout(model: CellNetwork, layout: str,
     return out
 
 
+def _drops_paths(model: CellNetwork, cell: str) -> None:
+    """Refuse a genotype that drops whole nodes for a ``cell`` class that drops paths (DARTS's kind)."""
+    if model.genotype.drop_path != 'path':
+        raise CLIError(f'genotype {model.genotype.name or "custom"}: drops whole nodes, not paths; {cell} drops '
+                       'paths (--layout fairdarts has node drop path)')
+
+
 def darts_layout(model: CellNetwork) -> Dict[str, str]:
     """DARTS's evaluation networks (cnn/model.py; its successors' evaluation code copies the file,
-    tests/test_convert.py proves DARTS's own and P-DARTS's): ``cells.i._ops.m`` is connection m of the genotype."""
-    if model.genotype.drop_path != 'path':
-        raise CLIError(f'genotype {model.genotype.name or "custom"}: drops whole nodes, not paths; DARTS\'s cell '
-                       'drops paths (--layout fairdarts has node drop path)')
+    tests/test_convert.py proves DARTS's own, P-DARTS's and GDAS's original lib/nas): ``cells.i._ops.m`` is
+    connection m of the genotype."""
+    _drops_paths(model, "DARTS's cell")
     return _cell_network_layout(model, 'darts', _darts_ops)
 
 
@@ -195,19 +228,50 @@ def fairdarts_layout(model: CellNetwork) -> Dict[str, str]:
     return _cell_network_layout(model, 'fairdarts', _fairdarts_ops)
 
 
-def _darts_size(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
-    """Family, channels, cells, input channels, classes and auxiliary head of a DARTS-layout state dict."""
+GDAS_CIFAR_STEM = ('conv', 'bn')
+"""The CIFAR stem's conv and BN in GDAS's ``CifarHEAD`` (xautodl/nas_infer_model/DXYs/head_utils.py), where
+DARTS's Sequential has ``stem.0`` and ``stem.1``."""
+_GDAS_FACTORIZED = {'conv_1': 'convs.0', 'conv_2': 'convs.1'}  # FactorizedReduce's two convs: a ModuleList in GDAS
+
+
+def gdas_layout(model: CellNetwork) -> Dict[str, str]:
+    """GDAS's evaluation networks in AutoDL-Projects (xautodl/nas_infer_model/DXYs, ``NetworkCIFAR`` and
+    ``NetworkImageNet`` with ``InferCell``: what docs/CVPR-2019-GDAS.md trains GDAS_V1 with; proven by
+    tests/test_convert.py): DARTS's keys, ``_ops.m`` connection m, except the CIFAR stem (:data:`GDAS_CIFAR_STEM`)
+    and ``FactorizedReduce``'s ``convs.0``/``convs.1``. GDAS's original code (lib/nas, which its released
+    ImageNet file comes from) is the darts layout."""
+    _drops_paths(model, "GDAS's InferCell")
+    if model.stem_type == 'imagenet' and model.aux_head is not None:
+        raise CLIError('--layout gdas: GDAS\'s ImageNet auxiliary head (AuxiliaryHeadImageNet, DXYs/head_utils.py) '
+                       'has a batch norm after its 768-channel conv that ours, DARTS\'s, has not; pass --aux drop '
+                       '(the head is training-only)')
+    out: Dict[str, str] = {}
+    for ours, theirs in _cell_network_layout(model, 'gdas', _darts_ops).items():
+        *module, child, _ = ours.split('.')
+        parts = theirs.split('.')
+        if parts[0] == 'stem':
+            parts[1] = GDAS_CIFAR_STEM[int(parts[1])]
+        elif child in _GDAS_FACTORIZED and isinstance(model.get_submodule('.'.join(module)), FactorizedReduce):
+            parts[-2] = _GDAS_FACTORIZED[child]
+        out[ours] = '.'.join(parts)
+    return out
+
+
+def _darts_size(state: Mapping[str, torch.Tensor], cifar_stem: str = 'stem.0.weight',
+                label: str = 'DARTS') -> Dict[str, Any]:
+    """Family, channels, cells, input channels, classes and auxiliary head of a state dict of DARTS's network
+    classes (``cifar_stem``: their CIFAR stem's conv)."""
     try:
         imagenet = 'stem1.1.weight' in state
-        stem = state['stem0.0.weight' if imagenet else 'stem.0.weight']
+        stem = state['stem0.0.weight' if imagenet else cifar_stem]
         channels = state['cells.0.preprocess1.op.1.weight'].shape[0]
         layers = 1 + max(int(k.split('.')[1]) for k in state if k.startswith('cells.'))
         classes = state['classifier.weight'].shape[0]
     except (KeyError, ValueError, IndexError) as e:
-        raise CLIError(f'not a DARTS-layout state dict (no {e} key); keys start {sorted(state)[:SHOWN]}') from None
+        raise CLIError(f'not a {label}-layout state dict (no {e} key); keys start {sorted(state)[:SHOWN]}') from None
     size = dict(family='imagenet' if imagenet else 'cifar', channels=int(channels), layers=int(layers),
                 in_chans=int(stem.shape[1]), num_classes=int(classes),
-                auxiliary=any(k.startswith('auxiliary_head.') for k in state))
+                auxiliary=any(k.startswith(AUX) for k in state))
     if not imagenet and stem.shape[0] != 3 * channels:
         size['stem_multiplier'] = int(stem.shape[0]) // int(channels)
     return size
@@ -216,8 +280,36 @@ def _darts_size(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
 LAYOUTS: Dict[str, Tuple[Callable[[CellNetwork], Dict[str, str]], Callable[[Mapping], Dict[str, Any]]]] = {
     'darts': (darts_layout, _darts_size),
     'fairdarts': (fairdarts_layout, _darts_size),  # DARTS's stem, preprocessing, heads: the same size keys
+    'gdas': (gdas_layout, partial(_darts_size, cifar_stem=f'stem.{GDAS_CIFAR_STEM[0]}.weight', label='GDAS')),
 }
 """Key layout -> (our key -> theirs, for a network; the network's size read from their state dict)."""
+
+
+def _layouts_reading(state: Mapping[str, torch.Tensor], layout: str) -> List[str]:
+    """The other layouts whose size keys ``state`` has (a hint for a file given the wrong ``--layout``)."""
+    names = []
+    for name, (_, size_of) in LAYOUTS.items():
+        try:
+            size_of(state)
+        except CLIError:
+            continue
+        if name != layout:
+            names.append(name)
+    return names
+
+
+def _layouts_fitting(model: CellNetwork, state: Mapping[str, torch.Tensor], layout: str, keep_aux: bool) -> List[str]:
+    """The other layouts under which ``state`` holds exactly ``model``'s tensors (the same hint, a step later)."""
+    names = []
+    for name, (layout_of, _) in LAYOUTS.items():
+        try:
+            theirs = set(layout_of(model).values())
+        except CLIError:  # the genotype has no counterpart there
+            continue
+        if (name != layout and {k for k in theirs if not k.endswith('num_batches_tracked')} <= set(state)
+                and all(k in theirs or (not keep_aux and k.startswith(AUX)) for k in state)):
+            names.append(name)
+    return names
 
 
 def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout: str = 'darts',
@@ -242,15 +334,16 @@ def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout:
         else:
             out[ours] = state[theirs].to(own[ours].dtype)
     used = set(mapping.values())
-    aux = 'auxiliary_head.'
-    unexpected = [k for k in state if k not in used and not (not keep_aux and k.startswith(aux))]
+    unexpected = [k for k in state if k not in used and not (not keep_aux and k.startswith(AUX))]
     if missing or shapes or unexpected:
         parts = []
         for what, keys in (('mis-shaped', shapes), ('missing', missing), ('unexpected', unexpected)):
             if keys:
                 parts.append(f'{len(keys)} {what}: {"; ".join(keys[:SHOWN])}' + (' ...' if len(keys) > SHOWN else ''))
-        hint = (' (the file has an auxiliary head: pass --aux drop, or build with it)'
-                if unexpected and all(k.startswith(aux) for k in unexpected) else
+        fitting = _layouts_fitting(model, state, layout, keep_aux)
+        hint = (f' (its keys are the {fitting[0]} layout\'s: pass --layout {fitting[0]})' if fitting else
+                ' (the file has an auxiliary head: pass --aux drop, or build with it)'
+                if unexpected and all(k.startswith(AUX) for k in unexpected) else
                 ' (a checkpoint of another cell, size or class count?)')
         raise CLIError(f'{source}: does not fit {model.genotype.name or "the genotype"} in the {layout} layout: '
                        + ' | '.join(parts) + hint + '; nothing was written')
@@ -317,7 +410,8 @@ def convert(source: str, model_name: str, output: str, genotype: Optional[str] =
     try:
         size = LAYOUTS[layout][1](src.state)
     except CLIError as e:
-        raise CLIError(f'{source}: {e}') from None
+        reading = _layouts_reading(src.state, layout)
+        raise CLIError(f'{source}: {e}' + (f' (it reads as --layout {reading[0]})' if reading else '')) from None
     keep_aux = keep_aux and size['auxiliary']
     model = _build(model_name, genotype, dict(size, auxiliary=keep_aux))
     model.load_state_dict(convert_state(model, src.state, layout, keep_aux, source), strict=True)

@@ -10,11 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-__all__ = ['AuthorsCheckpoint', 'AUTHORS_CHECKPOINTS', 'DARTS_CIFAR_MEAN', 'DARTS_CIFAR_STD']
+__all__ = ['AuthorsCheckpoint', 'AUTHORS_CHECKPOINTS', 'DARTS_CIFAR_MEAN', 'DARTS_CIFAR_STD', 'GDAS_CIFAR_MEAN',
+           'GDAS_CIFAR_STD']
 
 # the normalisation of DARTS's CIFAR scripts (cnn/utils.py, _data_transforms_cifar10), used by its successors
 DARTS_CIFAR_MEAN = (0.49139968, 0.48215827, 0.44653124)
 DARTS_CIFAR_STD = (0.24703233, 0.24348505, 0.26158768)
+# GDAS's CIFAR-10 normalisation, other than DARTS's (get_datasets in lib/datasets/get_dataset_with_transform.py of its
+# original code and in xautodl/datasets/ of AutoDL-Projects); its ImageNet evaluation transform is DARTS's
+GDAS_CIFAR_MEAN = tuple(x / 255 for x in (125.3, 123.0, 113.9))
+GDAS_CIFAR_STD = tuple(x / 255 for x in (63.0, 62.1, 66.7))
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -58,6 +63,8 @@ _IMAGENET = dict(dataset='imagenet', input_size=(3, 224, 224), mean=IMAGENET_MEA
 
 _FAIRDARTS_LICENSE = 'none stated (the repository has no licence file): ask the authors before redistributing'
 _PDARTS_LICENSE = 'Huawei: non-commercial testing and evaluation purposes only (LICENSE)'
+# GDAS's original code, github.com/D-X-Y/GDAS (now D-X-Y/AutoDL-Projects) at af7e82a, its last README change
+_GDAS_CODE = 'https://github.com/D-X-Y/AutoDL-Projects/tree/af7e82a97b8eece27aef8aeeec5b05a0757ce22d'
 
 AUTHORS_CHECKPOINTS: Dict[str, AuthorsCheckpoint] = {c.name: c for c in (
     # github.com/quark0/darts README, "Pretrained models"
@@ -88,5 +95,13 @@ AUTHORS_CHECKPOINTS: Dict[str, AuthorsCheckpoint] = {c.name: c for c in (
                       'https://github.com/xiaomi-automl/FairDARTS/tree/master/best_model',
                       'https://github.com/xiaomi-automl/FairDARTS', '97.49 % test accuracy on CIFAR-10 (3.88M params)',
                       'unknown', _FAIRDARTS_LICENSE, **_CIFAR),
+    # GDAS's README ("Evaluate a trained CNN model": exps-cnn/evaluate.py --checkpoint GDAS-V1-C50-N14-ImageNet.pth;
+    # "some pre-trained models in Google Driver"); the file is lib/nas's NetworkImageNet (the darts layout), saved by
+    # exps-cnn/train_utils_imagenet.py. The README gives no accuracy for the file: the figure is the best epoch of
+    # the ImageNet training log it links (data/logs/GDAS-V1-imagenet-seed-3993.txt, C50 L14, 5.345M parameters)
+    AuthorsCheckpoint('gdas_imagenet', 'gdas_in1k', 'darts', 'GDAS-V1-C50-N14-ImageNet.pth',
+                      'https://drive.google.com/open?id=1Ofhc49xC1PLIX4O708gJZ1ugzz4td_RJ', _GDAS_CODE,
+                      '26.00 % top-1 / 8.51 % top-5 error on ImageNet (best epoch of the training log '
+                      'data/logs/GDAS-V1-imagenet-seed-3993.txt; 5.3M params)', 'mit', 'MIT (LICENSE)', **_IMAGENET),
 )}
 """Every known authors' checkpoint by registry tag (README, "Authors' checkpoints")."""

@@ -146,6 +146,9 @@ def _hub_errors() -> tuple:
 
 
 _TRAIN_DATA = {'cifar': '--preset cifar --dataset cifar10', 'imagenet': '--preset imagenet --dataset imagenet'}
+_DATA_LAYOUT = {'cifar': "DATA holds torchvision's CIFAR-10 files (cifar-10-batches-py/)",
+                'imagenet': 'DATA holds ImageNet as ImageFolder roots: DATA/train/<wnid>/*.JPEG and '
+                            'DATA/val/<wnid>/*.JPEG (1,000 class folders each)'}
 
 
 def _unpublished(name: str, reason: str) -> WeightsNotPublishedError:
@@ -161,8 +164,9 @@ def _unpublished(name: str, reason: str) -> WeightsNotPublishedError:
     return WeightsNotPublishedError(
         f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
         f'Train them with `entrannas train {model} {_TRAIN_DATA[family]} --data-dir DATA --output runs/{model}` '
-        '(then `entrannas export` and `entrannas cache`), use pretrained=False, or load your own weights with '
-        'pretrained_cfg_overlay=dict(file="path/to/model.safetensors") or timm.create_model("hf-hub:ORG/NAME").')
+        f'({_DATA_LAYOUT[family]}; then `entrannas export` and `entrannas cache`), use pretrained=False, or load '
+        'your own weights with pretrained_cfg_overlay=dict(file="path/to/model.safetensors") or '
+        'timm.create_model("hf-hub:ORG/NAME").')
 
 
 def _check_weights(variant: str, kwargs: Dict[str, Any]) -> bool:
