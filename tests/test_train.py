@@ -135,6 +135,36 @@ def test_batch_augmentation_equals_per_image_crop_flip_normalise():
         torch.testing.assert_close(out[i], ref, rtol=0, atol=1e-6)
 
 
+def test_crop_padding_zero_leaves_the_pixels_in_place():
+    x = torch.randint(0, 256, (8, 1, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    data = loader.ImageData('fashion-mnist', 'train', 1, 10, 12, *DATASET_STATS['fashion-mnist'], images=x,
+                            labels=torch.zeros(8, dtype=torch.long))
+    aug = loader.Augment(crop_padding=0, cutout=0)
+    plan = loader._Plan(8, 12, aug, seed=3, epoch=0, flip=True)
+    out = loader._small_train_batch(x, torch.arange(8), plan, data, aug)
+    for i in range(8):
+        ref = TF.horizontal_flip(x[i]) if plan.flips[i] else x[i]
+        torch.testing.assert_close(out[i], TF.normalize(ref.float() / 255., *DATASET_STATS['fashion-mnist']),
+                                   rtol=0, atol=1e-6)
+
+
+@pytest.mark.fashion_mnist
+def test_crop_padding_flag_reaches_the_training_batches(tmp_path, monkeypatch):
+    from entrannas_timm.train import trainer
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(args[4])
+        return loader.train_batches(*args, **kwargs)
+    monkeypatch.setattr(trainer, 'train_batches', spy)
+    run(_config(epochs=1, crop_padding=0, output=str(tmp_path / 'run')))
+    assert seen and all(aug.crop_padding == 0 for aug in seen)
+    saved = json.loads((tmp_path / 'run' / checkpoint.CONFIG).read_text())['settings']
+    assert saved['crop_padding'] == 0
+    with pytest.raises(CLIError, match='--crop-padding'):
+        _config(crop_padding=-1)
+
+
 def test_every_split_of_a_global_batch_sees_the_same_images():
     n, size = 96, 8
     x = torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))

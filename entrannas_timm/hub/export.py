@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from ..data.loader import Augment
 from ..models.network import CellNetwork
 from ..models.registry import HF_ORG, WEIGHTS_FILE
 from ..train.checkpoint import METRICS, build_run_model
@@ -77,7 +78,8 @@ def _card(cfg: Dict[str, Any], rec: Optional[Dict[str, Any]], which: str, ema: b
         'epochs': settings['epochs'], 'batch size': settings['batch_size'], 'optimizer': 'SGD, momentum '
         f'{settings["momentum"]}, weight decay {settings["weight_decay"]}', 'lr': f'{settings["lr"]} '
         f'({settings["sched"]})', 'auxiliary weight': settings['aux_weight'], 'drop path': settings['drop_path'],
-        'cutout': settings['cutout'], 'training images': data['train_images'], 'seed': settings['seed'],
+        'cutout': settings['cutout'], 'crop padding': settings.get('crop_padding', Augment.crop_padding),
+        'training images': data['train_images'], 'seed': settings['seed'],
         'versions': ', '.join(f'{k} {v}' for k, v in cfg.get('versions', {}).items()),
     }
     text = ''

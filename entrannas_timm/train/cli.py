@@ -92,6 +92,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    'linearly from 0 (DARTS)')
     g.add_argument('--cutout', type=int, metavar='PIXELS', help='Cutout square side (DARTS form: centre anywhere, '
                    'clipped at the borders; 0 = off)')
+    g.add_argument('--crop-padding', type=int, metavar='PIXELS', help='random crop after zero padding by this many '
+                   'pixels (CIFAR and MNIST-family arrays; folder data use RandomResizedCrop instead; 0 = off, as a '
+                   'linear classifier of the pixels needs)')
     g.add_argument('--precise-bn', type=int, metavar='BATCHES', help='before each validation, re-estimate the '
                    'batch-norm statistics on this many training batches without augmentation, with the weights of '
                    'the epoch end (0 = off: the running averages of training); short runs need it (docs/method.md, '

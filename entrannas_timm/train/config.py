@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from ..data.loader import DATASETS
+from ..data.loader import DATASETS, Augment
 from ..models.baselines import BASELINE_MODELS
 from ..models.registry import MODEL_GENOTYPES
 from ..utils.errors import CLIError
@@ -80,6 +80,7 @@ class TrainConfig:
     aux_weight: float = 0.4                   # 0 = no auxiliary head
     drop_path: float = 0.2                    # final drop-path probability, ramped linearly from 0 over the epochs
     cutout: int = 16
+    crop_padding: int = Augment.crop_padding  # small data sets: random crop after zero padding (0 = off)
     precise_bn: int = 0                       # batches re-estimating BN statistics before each validation
     ema: bool = False
     ema_decay: float = 0.9998
@@ -133,7 +134,7 @@ def check_config(cfg: TrainConfig) -> None:
         raise CLIError(f'--channels: expected an even number, got {cfg.channels}')
     if cfg.layers is not None and cfg.layers < 3:
         raise CLIError(f'--layers: a network needs at least 3 cells (normal, reduce, reduce), got {cfg.layers}')
-    for name in ('workers', 'warmup_epochs', 'cutout', 'precise_bn'):
+    for name in ('workers', 'warmup_epochs', 'cutout', 'crop_padding', 'precise_bn'):
         v = getattr(cfg, name)
         if v is not None and v < 0:
             raise CLIError(f'--{name.replace("_", "-")}: expected >= 0, got {v}')

@@ -338,7 +338,7 @@ def _run(cfg: TrainConfig, out: Path, ckpt: Optional[Dict[str, Any]], dist: Dict
     workers = default_workers(train) if cfg.workers is None else cfg.workers
     spec = model_spec(cfg, train, genotype)
     trainer = _Trainer(cfg, spec, device, dist)
-    aug = Augment(cutout=cfg.cutout)
+    aug = Augment(crop_padding=cfg.crop_padding, cutout=cfg.cutout)
 
     start, records, best, elapsed = 0, [], None, 0.
     if ckpt is not None:
