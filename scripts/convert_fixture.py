@@ -1,7 +1,11 @@
 """Record the fixture of ``entrannas convert`` from the authors' own evaluation classes (tests/fixtures/convert/).
 
     python scripts/convert_fixture.py --darts /path/to/darts/cnn --pdarts /path/to/pdarts \
-        --fairdarts /path/to/FairDARTS/fairdarts --gdas /path/to/AutoDL-Projects --gdas-original /path/to/GDAS-af7e82a
+        --fairdarts /path/to/FairDARTS/fairdarts --gdas /path/to/AutoDL-Projects --gdas-original /path/to/GDAS-af7e82a \
+        --snas /path/to/SNAS-Series/SNAS
+
+Each group of checkouts (DARTS, P-DARTS and FairDARTS; the two GDAS ones; SNAS) writes only its own files, so a
+group may be re-recorded alone.
 
 DARTS's ``NetworkCIFAR`` and ``NetworkImageNet`` (github.com/quark0/darts, cnn/model.py, imported from that
 checkout, never copied) are built at a small size with the DARTS V2 cell (the CIFAR one with its auxiliary
@@ -25,11 +29,15 @@ exps-cnn/train_utils_imagenet.py saves (``{'epoch', 'args', 'state_dict', 'optim
 'accuracies'}``; in torch's reproducible zip format, where PyTorch 1.0 wrote a pickle: tests/test_convert.py reads
 that format too). Their inputs come from GDAS's own ``get_datasets`` evaluation transforms. The ImageNet networks
 have no auxiliary head (0.4M weights each; tests/test_convert.py refuses GDAS's, which ours cannot hold).
+SNAS's ``NetworkCIFAR`` (with its auxiliary head) and ``NetworkImageNet`` of github.com/SNAS-Series/SNAS-Series
+(SNAS/model_edge_all.py, what its README's evaluation and released file use) are built with its SNAS_mild_edge_all
+cell and saved as its train_edge_all.py saves (the bare state dict), in snas_* files.
 ``tests/test_convert.py`` converts every file and must reproduce every output.
 """
 from __future__ import annotations
 
 import argparse
+import builtins
 import importlib
 import importlib.util
 import json
@@ -40,7 +48,7 @@ from typing import Any, Callable, Dict, List
 
 import torch
 import torch.nn as nn
-from safetensors.torch import save
+from safetensors.torch import load_file, save
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / 'tests' / 'fixtures' / 'convert'
@@ -244,17 +252,76 @@ def _gdas_original(root: Path, tensors: Dict[str, torch.Tensor]) -> Dict[str, An
             'genotype': 'GDAS_V1', 'imagenet': size}
 
 
+def _snas(folder: Path) -> tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """SNAS's ``model_edge_all.py`` networks with its SNAS_mild_edge_all cell, saved as its train_edge_all.py saves
+    (utils.save: the bare state dict); their outputs and sizes."""
+    for name in ('model', 'model_edge_all', 'genotypes', 'operations', 'utils'):
+        sys.modules.pop(name, None)
+    builtins.xrange = range  # type: ignore[attr-defined]  # its NetworkImageNet is Python 2 code
+    sys.path.insert(0, str(folder))
+    try:
+        model_py, genotypes = importlib.import_module('model_edge_all'), importlib.import_module('genotypes')
+    finally:
+        sys.path.remove(str(folder))
+    tensors: Dict[str, torch.Tensor] = {}
+    meta: Dict[str, Any] = {'source': 'github.com/SNAS-Series/SNAS-Series SNAS/model_edge_all.py',
+                            'genotype': 'SNAS_mild_edge_all'}
+    for seed, (family, size) in enumerate(SIZES.items(), start=8):
+        net = _network(model_py, family, size, genotypes.SNAS_mild_edge_all, seed)
+        names, images = _images(family)  # its utils.py: DARTS's CIFAR transform; DARTS's ImageNet one
+        with torch.no_grad():
+            tensors[f'snas_{family}_sample_logits'] = net(images)[0]
+            if family == 'cifar':
+                x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(300))
+                tensors['snas_cifar_input'], tensors['snas_cifar_logits'] = x, net(x)[0]
+                f = torch.randn(2, net.auxiliary_head.features[2].in_channels, 8, 8,
+                                generator=torch.Generator().manual_seed(400))
+                tensors['snas_cifar_aux_input'], tensors['snas_cifar_aux_logits'] = f, net.auxiliary_head(f)
+        torch.save(net.state_dict(), OUT / f'snas_{family}_weights.pt')
+        meta[family] = dict(size, samples=names)
+    return tensors, meta
+
+
+def _write(prefix: str, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
+    (OUT / f'{prefix}expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in tensors.items()}))
+    (OUT / f'{prefix}fixture.json').write_text(json.dumps(meta, indent=1) + '\n')
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--darts', required=True, type=Path, help='the cnn/ folder of a github.com/quark0/darts checkout')
-    p.add_argument('--pdarts', required=True, type=Path, help='a github.com/chenxin061/pdarts checkout')
-    p.add_argument('--fairdarts', required=True, type=Path,
-                   help='the fairdarts/ folder of a github.com/xiaomi-automl/FairDARTS checkout')
-    p.add_argument('--gdas', required=True, type=Path, help='a github.com/D-X-Y/AutoDL-Projects checkout (xautodl/)')
-    p.add_argument('--gdas-original', required=True, type=Path,
+    p.add_argument('--darts', type=Path, help='the cnn/ folder of a github.com/quark0/darts checkout')
+    p.add_argument('--pdarts', type=Path, help='a github.com/chenxin061/pdarts checkout')
+    p.add_argument('--fairdarts', type=Path, help='the fairdarts/ folder of a github.com/xiaomi-automl/FairDARTS '
+                   'checkout')
+    p.add_argument('--gdas', type=Path, help='a github.com/D-X-Y/AutoDL-Projects checkout (xautodl/)')
+    p.add_argument('--gdas-original', type=Path,
                    help="GDAS's original code: github.com/D-X-Y/AutoDL-Projects at commit af7e82a (its lib/)")
+    p.add_argument('--snas', type=Path, help='the SNAS/ folder of a github.com/SNAS-Series/SNAS-Series checkout')
     args = p.parse_args()
+    groups = {'darts': (args.darts, args.pdarts, args.fairdarts), 'gdas': (args.gdas, args.gdas_original),
+              'snas': (args.snas,)}
+    given = [g for g, paths in groups.items() if all(paths)]
+    half = [g for g, paths in groups.items() if any(paths) and not all(paths)]
+    if half or not given:
+        p.error('give every checkout of a group: --darts --pdarts --fairdarts | --gdas --gdas-original | --snas '
+                f'(each group rewrites only its own files){"; incomplete: " + ", ".join(half) if half else ""}')
     OUT.mkdir(parents=True, exist_ok=True)
+    if 'darts' in given:
+        _darts_group(args)
+    if 'gdas' in given:  # files of its own, so that the DARTS group's stay byte-identical
+        inputs = load_file(str(OUT / 'expected.safetensors'))  # the DARTS group's random inputs
+        gdas: Dict[str, torch.Tensor] = {}
+        _write('gdas_', gdas, {'gdas': _gdas(args.gdas, inputs, gdas),
+                               'gdas_original': _gdas_original(args.gdas_original, gdas)})
+    if 'snas' in given:
+        tensors, meta = _snas(args.snas)
+        _write('snas_', tensors, {'snas': meta})
+    for f in sorted(OUT.iterdir()):
+        print(f, f.stat().st_size)
+
+
+def _darts_group(args: argparse.Namespace) -> None:
+    """DARTS's, P-DARTS's and FairDARTS's networks: expected.safetensors and fixture.json."""
     tensors: Dict[str, torch.Tensor] = {}
     meta: Dict[str, object] = {'source': 'github.com/quark0/darts cnn/model.py', 'genotype': 'DARTS_V2'}
     model_py, genotypes = _authors(args.darts)
@@ -302,15 +369,7 @@ def main() -> None:
                OUT / 'fairdarts_a_cifar10.tar')  # fairdarts/train.py, utils.save_checkpoint
     meta['fairdarts'] = {'source': 'github.com/xiaomi-automl/FairDARTS fairdarts/model.py', 'genotype': 'FairDARTS_a',
                          'parse_method': 'threshold', 'cifar': size}
-    (OUT / 'expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in tensors.items()}))
-    (OUT / 'fixture.json').write_text(json.dumps(meta, indent=1) + '\n')
-    # GDAS: files of its own, so that the files above stay byte-identical
-    gdas: Dict[str, torch.Tensor] = {}
-    gdas_meta = {'gdas': _gdas(args.gdas, tensors, gdas), 'gdas_original': _gdas_original(args.gdas_original, gdas)}
-    (OUT / 'gdas_expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in gdas.items()}))
-    (OUT / 'gdas_fixture.json').write_text(json.dumps(gdas_meta, indent=1) + '\n')
-    for f in sorted(OUT.iterdir()):
-        print(f, f.stat().st_size)
+    _write('', tensors, meta)
 
 
 if __name__ == '__main__':

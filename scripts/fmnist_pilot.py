@@ -109,6 +109,8 @@ def run(budgets: list[str]) -> None:
                     cmd = [*ENTRANNAS, *command(budget, model, seed)[1:], '--output', str(out)]
                     if (out / 'checkpoint.pt').exists():
                         cmd.append('--resume')
+                    elif (out / 'config.json').exists():  # stopped before its first epoch ended: nothing to keep
+                        (out / 'config.json').unlink()
                     print('==', ' '.join(cmd[2:]), flush=True)
                     subprocess.run(cmd, cwd=ROOT, check=True)
                 finally:

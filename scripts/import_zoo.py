@@ -239,15 +239,17 @@ CELLS: List[Cell] = [
                  'the 8-op space and has no genotype.',
                  'CIFAR-10 figures of GDAS (without FRC) are not recorded: the repository states none and the '
                  'paper\'s table could not be read at its source.']),
-    *[_cell(f'snas_{level}', 'SNAS-Series/SNAS-Series', 'SNAS/genotypes.py', f'SNAS_{level}',
+    *[_cell(f'snas_{level}', 'SNAS-Series/SNAS-Series', 'SNAS/genotypes.py', f'SNAS_{level}_edge_all',
             semantics=dict(bn_after=['max_pool_3x3', 'avg_pool_3x3']),
             builds={CIFAR: f'model_edge_all:NetworkCIFAR(36, 10, 20, False, genotypes.SNAS_{level}_edge_all)',
-                    'cifar_plain': 'model:NetworkCIFAR(36, 10, 20, False, genotype)',
+                    'cifar_plain': f'model:NetworkCIFAR(36, 10, 20, False, genotypes.SNAS_{level})',
                     IMAGENET: f'model_edge_all:NetworkImageNet(48, 1000, 14, False, genotypes.SNAS_{level}_edge_all)'},
             reported=reported, notes=[
-                f'The README evaluates SNAS_{level}_edge_all with model_edge_all.py: the same cell with explicit '
-                '"none" edges on every other connection; the reference counts are that network\'s (model.py with '
-                f'SNAS_{level} gives the same).',
+                f'SNAS_{level}_edge_all, the form its README evaluates (train_edge_all.py, test_edge_all.py) and '
+                f'its released CIFAR-10 file holds: the cell of SNAS_{level} with an explicit "none" connection '
+                'from every other predecessor, in the authors\' order (node i holds i + 2 connections; '
+                f'`entrannas convert --layout snas` needs that order). model.py with SNAS_{level} gives the same '
+                'parameter counts.',
                 'SNAS\'s evaluation ops (SNAS/operations.py) follow both poolings with an affine batch norm '
                 '(bn_after).', *extra])
       for level, reported, extra in [

@@ -28,7 +28,8 @@ FIXTURE = Path(__file__).parent / 'fixtures' / 'convert'
 CIFAR = FIXTURE / 'darts_cifar10_model.pt'
 IMAGENET = FIXTURE / 'darts_imagenet_model.pt'
 # GDAS's outputs in files of their own (the same inputs and sample images)
-EXPECTED = {**load_file(str(FIXTURE / 'expected.safetensors')), **load_file(str(FIXTURE / 'gdas_expected.safetensors'))}
+EXPECTED = {k: v for f in ('expected', 'gdas_expected', 'snas_expected')
+            for k, v in load_file(str(FIXTURE / f'{f}.safetensors')).items()}
 META = json.loads((FIXTURE / 'fixture.json').read_text())
 GDAS_META = json.loads((FIXTURE / 'gdas_fixture.json').read_text())
 TAGS = {'cifar': 'darts_v2_cifar10.darts_c10', 'imagenet': 'darts_v2_imagenet.darts_in1k'}
@@ -43,6 +44,11 @@ FAIRDARTS = ('fairdarts_a_cifar10.fairdarts_c10', FIXTURE / 'fairdarts_a_cifar10
 GDAS = {'cifar': ('gdas_cifar10', FIXTURE / 'gdas_cifar_seed-1-basic.pth'),
         'imagenet': ('gdas_imagenet', FIXTURE / 'gdas_imagenet_seed-1-basic.pth')}
 GDAS_ORIGINAL = ('gdas_imagenet.gdas_in1k', FIXTURE / 'gdas_original_imagenet_model.pth')
+# SNAS's model_edge_all.py networks with the SNAS_mild_edge_all cell, --layout snas; the tag of its released file
+# checks the authors' MD5, which these files do not have
+SNAS = {'cifar': ('snas_mild_cifar10', FIXTURE / 'snas_cifar_weights.pt'),
+        'imagenet': ('snas_mild_imagenet', FIXTURE / 'snas_imagenet_weights.pt')}
+SNAS_META = json.loads((FIXTURE / 'snas_fixture.json').read_text())['snas']
 
 
 def _samples() -> Path:
@@ -62,6 +68,8 @@ def converted(tmp_path_factory) -> dict:
     folders.update({f'gdas_{family}': convert(str(src), arch, str(out / arch), layout='gdas')[0]
                     for family, (arch, src) in GDAS.items()})
     folders['gdas_original_imagenet'] = convert(str(GDAS_ORIGINAL[1]), GDAS_ORIGINAL[0], str(out / GDAS_ORIGINAL[0]))[0]
+    folders.update({f'snas_{family}': convert(str(src), arch, str(out / arch), layout='snas')[0]
+                    for family, (arch, src) in SNAS.items()})
     return folders
 
 
@@ -71,8 +79,10 @@ def _preprocessing(case: str) -> dict:
     CIFAR normalisation, and for ImageNet the transform of the tag of GDAS's released file."""
     if case == 'gdas_cifar':
         return dict(mean=GDAS_CIFAR_MEAN, std=GDAS_CIFAR_STD)
-    if case == 'gdas_imagenet':
-        cfg = timm.models.get_pretrained_cfg(GDAS_ORIGINAL[0]).to_dict()
+    tag = {'gdas_imagenet': GDAS_ORIGINAL[0], 'snas_cifar': 'snas_mild_cifar10.snas_c10',  # SNAS's: DARTS's transforms
+           'snas_imagenet': TAGS['imagenet']}.get(case)
+    if tag:
+        cfg = timm.models.get_pretrained_cfg(tag).to_dict()
         return {k: cfg[k] for k in ('input_size', 'interpolation', 'crop_pct', 'mean', 'std')}
     return {}
 
@@ -102,7 +112,8 @@ def test_fairdarts_checkpoint_gives_the_authors_logits(converted, one_thread):
 
 
 @pytest.mark.parametrize('case', ['cifar', 'imagenet', 'pdarts_cifar', 'pdarts_imagenet', 'fairdarts_cifar',
-                                  'gdas_cifar', 'gdas_imagenet', 'gdas_original_imagenet'])
+                                  'gdas_cifar', 'gdas_imagenet', 'gdas_original_imagenet', 'snas_cifar',
+                                  'snas_imagenet'])
 def test_real_images_through_the_tags_preprocessing_give_the_authors_logits(converted, case, one_thread):
     """The tag's pretrained cfg is the authors' evaluation transform: timm's eval transform built from it turns the
     real sample images into exactly the inputs their script fed their network (GDAS's untagged networks: with its
@@ -116,6 +127,31 @@ def test_real_images_through_the_tags_preprocessing_give_the_authors_logits(conv
         logits = model(x)
     torch.testing.assert_close(logits, EXPECTED[f'{case}_sample_logits'], atol=1e-4, rtol=1e-4)
     assert logits.shape == (len(META[family]['samples']), META[family]['num_classes'])
+
+
+def test_snas_checkpoint_gives_the_authors_logits_and_its_tag_checks_the_published_md5(converted, tmp_path,
+                                                                                        one_thread):
+    model = _load(converted['snas_cifar'])
+    assert model.genotype.name == 'snas_mild' and model.channels == SNAS_META['cifar']['C']
+    with torch.no_grad():
+        torch.testing.assert_close(model(EXPECTED['snas_cifar_input']), EXPECTED['snas_cifar_logits'], atol=1e-5,
+                                   rtol=1e-5)
+        torch.testing.assert_close(model.aux_head(EXPECTED['snas_cifar_aux_input']), EXPECTED['snas_cifar_aux_logits'],
+                                   atol=1e-5, rtol=1e-5)
+    features = timm.create_model(f'local-dir:{converted["snas_cifar"]}', pretrained=True, features_only=True).eval()
+    assert [m.shape[1] for m in features(EXPECTED['snas_cifar_input'])] == features.feature_info.channels()
+    known = AUTHORS_CHECKPOINTS['snas_mild_cifar10.snas_c10']
+    with pytest.raises(CLIError, match=rf'MD5 [0-9a-f]{{32}} is not the one the authors publish .*\({known.md5}\); '
+                                       'nothing was written'):
+        convert(str(SNAS['cifar'][1]), known.name, str(tmp_path / 'tag'))
+    # by structure: pools with a batch norm are not DARTS's, and SNAS's cell needs every predecessor of every node
+    with pytest.raises(CLIError, match=r'batch norm after max_pool_3x3, avg_pool_3x3 has no counterpart in the '
+                                       r'darts layout \(--layout snas'):
+        convert(str(SNAS['cifar'][1]), 'snas_mild_cifar10', str(tmp_path / 'darts'))
+    with pytest.raises(CLIError, match=r"node 1 of the normal cell of darts_v2 reads \[0, 1\]; SNAS's cell "
+                                       r"\(model_edge_all.py\) has one connection from each of its 3 predecessors"):
+        convert(str(SNAS['cifar'][1]), 'darts_v2_cifar10', str(tmp_path / 'v2'), layout='snas')
+    assert not any((tmp_path / name).exists() for name in ('tag', 'darts', 'v2'))
 
 
 def test_old_wrapped_dataparallel_file_is_read_as_its_state_dict(tmp_path):

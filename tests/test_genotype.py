@@ -194,6 +194,23 @@ def test_darts_text_forms():
     assert Genotype.coerce(ISSUE_TEXTS['darts_v2'].replace(' = ', '=')).name == 'DARTS_V2'
 
 
+def test_snas_edge_all_form_is_told_from_darts_pairs_by_the_concat():
+    """SNAS's model_edge_all.py reads 14 pairs as nodes of 2, 3, 4, 5 connections; DARTS's model.py reads 14 pairs
+    as 7 nodes of 2: the concat's node count decides which a text means."""
+    edges = [('sep_conv_3x3' if i < 2 else 'none', i) for n in range(4) for i in range(n + 2)]  # every predecessor
+    text = f'Genotype(normal={edges}, normal_concat=range(2, 6), reduce={edges}, reduce_concat=range(2, 6))'
+    g = Genotype.parse_darts(text)
+    assert [len(n) for n in g.normal.nodes] == [2, 3, 4, 5]
+    assert g.normal.nodes[3] == (('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('none', 2), ('none', 3), ('none', 4))
+    pairs = [('sep_conv_3x3', i % 2) for i in range(14)]
+    seven = Genotype.parse_darts(f'Genotype(normal={pairs}, normal_concat=range(2, 9), reduce={pairs}, '
+                                 'reduce_concat=range(2, 9))')
+    assert [len(n) for n in seven.normal.nodes] == [2] * 7
+    mild = load_genotype('snas_mild')  # imported from SNAS_mild_edge_all: the authors' order kept
+    assert [len(n) for n in mild.reduce.nodes] == [2, 3, 4, 5]
+    assert [i for _, i in mild.reduce.nodes[3]] == [0, 2, 1, 3, 4]
+
+
 def test_darts_genotypes_file_picks_one_by_name(tmp_path):
     text = ('from collections import namedtuple\n'
             "Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')\n"

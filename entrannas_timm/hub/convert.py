@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
+import torch.nn as nn
 
 from ..models.authors import AUTHORS_CHECKPOINTS, AuthorsCheckpoint
 from ..models.genotype import GenotypeError
@@ -30,7 +31,7 @@ from ..models.registry import HF_ORG, MODEL_GENOTYPES
 from ..utils.errors import CLIError
 
 __all__ = ['LAYOUTS', 'SourceCheckpoint', 'read_source', 'darts_layout', 'fairdarts_layout', 'gdas_layout',
-           'convert_state', 'convert', 'add_cli']
+           'snas_layout', 'convert_state', 'convert', 'add_cli']
 
 MAX_SOURCE_BYTES = 1 << 30
 """The largest checkpoint read (the authors' ImageNet networks are about 20 MB)."""
@@ -54,8 +55,8 @@ class SourceCheckpoint:
     prefix: str                  # the prefix stripped from every key ('' or 'module.')
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def _digest(path: Path, algorithm: str = 'sha256') -> str:
+    h = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):
             h.update(block)
@@ -122,7 +123,7 @@ def read_source(path: str) -> SourceCheckpoint:
     state = dict(obj)
     prefix = 'module.' if all(k.startswith('module.') for k in state) else ''
     state = {k[len(prefix):]: v for k, v in state.items()}
-    return SourceCheckpoint(state, _sha256(p), tuple(unwrapped), prefix)
+    return SourceCheckpoint(state, _digest(p), tuple(unwrapped), prefix)
 
 
 # ---- layouts: our key -> the authors' key, from the network's structure ------------------------------------
@@ -165,18 +166,20 @@ def _fairdarts_ops(model: CellNetwork) -> List[Dict[Tuple[int, int], List[str]]]
 
 
 def _cell_network_layout(model: CellNetwork, layout: str,
-                         cell_ops: Callable[[CellNetwork], List[Dict[Tuple[int, int], List[str]]]]) -> Dict[str, str]:
+                         cell_ops: Callable[[CellNetwork], List[Dict[Tuple[int, int], List[str]]]],
+                         pool_bn: bool = False) -> Dict[str, str]:
     """Our key -> the authors' for DARTS's ``NetworkCIFAR`` / ``NetworkImageNet`` around any cell class:
     ``stem`` (CIFAR) or ``stem0``/``stem1``, ``cells.i.preprocess{0,1}``, ``cells.i._ops.<cell_ops key>`` (each
-    layer stack in an ``op`` Sequential), ``auxiliary_head.features`` (after a ReLU and a pool, two indices later
-    than ours) and ``classifier``."""
+    layer stack in an ``op`` Sequential; with ``pool_bn``, a pooling and its batch norm too, as SNAS's),
+    ``auxiliary_head.features`` (after a ReLU and a pool, two indices later than ours) and ``classifier``."""
     g = model.genotype
     if g.feature_sharing:  # the only way one op module serves several connections
         raise CLIError(f'--layout {layout}: the genotype shares one op between connections (feature sharing); the '
                        'authors\' layouts have one op per connection')
-    if g.bn_after:
-        raise CLIError(f'genotype {g.name or "custom"}: a batch norm after parameter-free ops has no counterpart in '
-                       f'the {layout} layout')
+    if g.bn_after and not (pool_bn and set(g.bn_after) <= set(_POOLS)):
+        raise CLIError(f'genotype {g.name or "custom"}: a batch norm after {", ".join(g.bn_after)} has no '
+                       f'counterpart in the {layout} layout' + ('' if pool_bn else ' (--layout snas has one after '
+                                                                   'poolings)'))
     ops_of = cell_ops(model)
     out: Dict[str, str] = {}
     for key in model.state_dict():
@@ -191,10 +194,11 @@ def _cell_network_layout(model: CellNetwork, layout: str,
         elif parts[0] == 'cells' and parts[2] == 'ops':
             i, s, k = int(parts[1]), int(parts[3]), int(parts[4])
             op = model.cells[i].ops[s][k]
-            if not isinstance(op, _WRAPPED_OPS + (FactorizedReduce,)):
+            pooled = pool_bn and isinstance(op, nn.Sequential) and isinstance(op[0], (nn.MaxPool2d, nn.AvgPool2d))
+            if not (pooled or isinstance(op, _WRAPPED_OPS + (FactorizedReduce,))):
                 raise CLIError(f'{key}: a {type(op).__name__} op has no counterpart in the {layout} layout')
             theirs = ['cells', str(i), '_ops', *ops_of[i][(s, k)]] + (
-                ['op'] if isinstance(op, _WRAPPED_OPS) else []) + parts[5:]
+                ['op'] if pooled or isinstance(op, _WRAPPED_OPS) else []) + parts[5:]
         elif parts[:2] == ['aux_head', 'features']:
             theirs = ['auxiliary_head', 'features', str(int(parts[2]) + 2), *parts[3:]]
         elif parts[0] == 'aux_head':
@@ -257,6 +261,27 @@ def gdas_layout(model: CellNetwork) -> Dict[str, str]:
     return out
 
 
+_POOLS = ('max_pool_3x3', 'avg_pool_3x3')
+
+
+def snas_layout(model: CellNetwork) -> Dict[str, str]:
+    """SNAS's evaluation networks (SNAS/model_edge_all.py, which its README and released file use; proven by
+    tests/test_convert.py): DARTS's classes, but each pooling is followed by a batch norm (``_ops.m.op.1``) and the
+    cell is SNAS's edge-all form, ``_ops.m`` counting the ``none`` connections too. So the genotype must hold
+    every predecessor of every node in the authors' order, as the bundled ``snas_*`` cells (imported from
+    ``SNAS_*_edge_all``) do."""
+    _drops_paths(model, "SNAS's cell")
+    g = model.genotype
+    for kind, spec in (('normal', g.normal), ('reduce', g.reduce)):
+        for k, node in enumerate(spec.nodes):
+            if sorted(i for _, i in node) != list(range(k + 2)):
+                raise CLIError(f'--layout snas: node {k} of the {kind} cell of {g.name or "the genotype"} reads '
+                               f'{sorted(i for _, i in node)}; SNAS\'s cell (model_edge_all.py) has one connection '
+                               f'from each of its {k + 2} predecessors ("none" included): give the '
+                               'SNAS_*_edge_all genotype')
+    return _cell_network_layout(model, 'snas', _darts_ops, pool_bn=True)
+
+
 def _darts_size(state: Mapping[str, torch.Tensor], cifar_stem: str = 'stem.0.weight',
                 label: str = 'DARTS') -> Dict[str, Any]:
     """Family, channels, cells, input channels, classes and auxiliary head of a state dict of DARTS's network
@@ -281,6 +306,7 @@ LAYOUTS: Dict[str, Tuple[Callable[[CellNetwork], Dict[str, str]], Callable[[Mapp
     'darts': (darts_layout, _darts_size),
     'fairdarts': (fairdarts_layout, _darts_size),  # DARTS's stem, preprocessing, heads: the same size keys
     'gdas': (gdas_layout, partial(_darts_size, cifar_stem=f'stem.{GDAS_CIFAR_STEM[0]}.weight', label='GDAS')),
+    'snas': (snas_layout, _darts_size),
 }
 """Key layout -> (our key -> theirs, for a network; the network's size read from their state dict)."""
 
@@ -407,6 +433,9 @@ def convert(source: str, model_name: str, output: str, genotype: Optional[str] =
     if c is not None and c.sha256 and src.sha256 != c.sha256:
         raise CLIError(f'{source}: sha256 {src.sha256} is not the published {c.file} ({c.sha256}); nothing was '
                        'written')
+    if c is not None and c.md5 and _digest(Path(source), 'md5') != c.md5:
+        raise CLIError(f'{source}: MD5 {_digest(Path(source), "md5")} is not the one the authors publish for '
+                       f'{c.file_arg} ({c.md5}); nothing was written')
     try:
         size = LAYOUTS[layout][1](src.state)
     except CLIError as e:

@@ -27,7 +27,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 @dataclass(frozen=True)
 class AuthorsCheckpoint:
     """One released file. ``layout`` names the state-dict layout ``entrannas convert`` maps (by structure);
-    ``sha256`` is None until someone converting the file records it (``entrannas convert`` prints it)."""
+    ``sha256`` is None until someone converting the file records it (``entrannas convert`` prints it); ``md5`` is
+    the checksum the authors publish, where they do (``entrannas convert`` checks both)."""
     model: str                       # the registered architecture whose network the file fits
     tag: str                         # the registry tag: '<model>.<tag>'
     layout: str                      # key layout of the authors' evaluation class
@@ -44,6 +45,7 @@ class AuthorsCheckpoint:
     crop_pct: float
     interpolation: str
     sha256: Optional[str] = None
+    md5: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -103,5 +105,11 @@ AUTHORS_CHECKPOINTS: Dict[str, AuthorsCheckpoint] = {c.name: c for c in (
                       'https://drive.google.com/open?id=1Ofhc49xC1PLIX4O708gJZ1ugzz4td_RJ', _GDAS_CODE,
                       '26.00 % top-1 / 8.51 % top-5 error on ImageNet (best epoch of the training log '
                       'data/logs/GDAS-V1-imagenet-seed-3993.txt; 5.3M params)', 'mit', 'MIT (LICENSE)', **_IMAGENET),
+    # SNAS-Series README (SNAS/README.md, "Trained models"): the mild-constraint CIFAR-10 network of
+    # model_edge_all.py, evaluated by its test_edge_all.py --auxiliary --arch SNAS_mild_edge_all, with its MD5
+    AuthorsCheckpoint('snas_mild_cifar10', 'snas_c10', 'snas', None,
+                      'https://drive.google.com/open?id=1tjy4Nx7rSv6gc8efQcJAaEbDcdawT-6c',
+                      'https://github.com/SNAS-Series/SNAS-Series', '97.02 % test accuracy on CIFAR-10',
+                      'mit', 'MIT (LICENSE)', **_CIFAR, md5='aebc72d18b2c79925fafcebcd68ec745'),
 )}
 """Every known authors' checkpoint by registry tag (README, "Authors' checkpoints")."""

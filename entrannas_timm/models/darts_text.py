@@ -26,7 +26,8 @@ def parse_darts(text: str, name: Optional[str] = None, source: Optional[str] = N
                 provenance: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The JSON object form of DARTS text.
 
-    A cell is written as consecutive ``('op', input)`` pairs (two per node, DARTS), as a list of nodes each
+    A cell is written as consecutive ``('op', input)`` pairs (two per node, DARTS; or SNAS's edge-all form,
+    node ``i`` holding ``i + 2``, told apart by the node count that ``*_concat`` names), as a list of nodes each
     a list of pairs (GDAS, CDARTS), or as FairDARTS's ``('op', to, from)`` triples, read with the
     semantics of FairDARTS's evaluation cell: nodes that no triple feeds are absent, the output
     concatenates the fed nodes in order and ignores ``*_concat``, drop path drops whole nodes, and a
@@ -54,7 +55,7 @@ def parse_darts(text: str, name: Optional[str] = None, source: Optional[str] = N
     for kind in ('normal', 'reduce'):
         conns = _literal(kwargs[kind], src, kind)
         concat = _concat_literal(kwargs[f'{kind}_concat'], src, f'{kind}_concat')
-        nodes, form = _darts_nodes(conns, src, kind)
+        nodes, form = _darts_nodes(conns, src, kind, concat)
         if form == 'triples':
             nodes, concat = _fairdarts_cell(conns, src, kind)
             triples.append(kind)
@@ -194,12 +195,27 @@ def _is_pair(x: Any) -> bool:
     return isinstance(x, (list, tuple)) and len(x) == 2 and isinstance(x[0], str) and is_int(x[1])
 
 
-def _darts_nodes(conns: Any, src: str, kind: str) -> Tuple[List[List[List[Any]]], str]:
-    """The nodes of a cell written as flat pairs (DARTS), nodes of pairs (GDAS, CDARTS) or triples (FairDARTS)."""
+def _edge_all_sizes(count: int, concat: Sequence[int]) -> Optional[List[int]]:
+    """Node sizes 2, 3, 4, ... of SNAS's edge-all form (one connection from every predecessor; its
+    model_edge_all.py reads the node count from the connection count), when ``count`` is that of the nodes
+    ``concat`` names and differs from DARTS's two per node."""
+    nodes = max(concat, default=1) - 1
+    sizes = [i + 2 for i in range(nodes)]
+    return sizes if count == sum(sizes) and count != 2 * nodes else None
+
+
+def _darts_nodes(conns: Any, src: str, kind: str,
+                 concat: Sequence[int] = ()) -> Tuple[List[List[List[Any]]], str]:
+    """The nodes of a cell written as flat pairs (DARTS, or SNAS's edge-all form), nodes of pairs (GDAS, CDARTS)
+    or triples (FairDARTS)."""
     if not isinstance(conns, (list, tuple)) or not conns:
         raise GenotypeError("expected a non-empty list of ('op', input) tuples", src, kind)
     if len(conns) > LIMITS['nodes'] * LIMITS['connections_per_node']:
         raise GenotypeError(f'{len(conns):,} entries; far more than any cell may have', src, kind)
+    sizes = _edge_all_sizes(len(conns), concat) if all(_is_pair(c) for c in conns) else None
+    if sizes:
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        return [[list(c) for c in conns[a:a + n]] for a, n in zip(starts, sizes)], 'edge-all'
     if all(_is_pair(c) for c in conns):
         if len(conns) % 2:
             raise GenotypeError(f'DARTS text needs 2 connections per node, got {len(conns)}', src, kind)
