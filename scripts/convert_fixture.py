@@ -2,9 +2,9 @@
 
     python scripts/convert_fixture.py --darts /path/to/darts/cnn --pdarts /path/to/pdarts \
         --fairdarts /path/to/FairDARTS/fairdarts --gdas /path/to/AutoDL-Projects --gdas-original /path/to/GDAS-af7e82a \
-        --snas /path/to/SNAS-Series/SNAS
+        --snas /path/to/SNAS-Series/SNAS --cdarts /path/to/Cream/CDARTS
 
-Each group of checkouts (DARTS, P-DARTS and FairDARTS; the two GDAS ones; SNAS) writes only its own files, so a
+Each group of checkouts (DARTS, P-DARTS and FairDARTS; the two GDAS ones; SNAS; CDARTS) writes only its own files, so a
 group may be re-recorded alone.
 
 DARTS's ``NetworkCIFAR`` and ``NetworkImageNet`` (github.com/quark0/darts, cnn/model.py, imported from that
@@ -31,7 +31,9 @@ that format too). Their inputs come from GDAS's own ``get_datasets`` evaluation 
 have no auxiliary head (0.4M weights each; tests/test_convert.py refuses GDAS's, which ours cannot hold).
 SNAS's ``NetworkCIFAR`` (with its auxiliary head) and ``NetworkImageNet`` of github.com/SNAS-Series/SNAS-Series
 (SNAS/model_edge_all.py, what its README's evaluation and released file use) are built with its SNAS_mild_edge_all
-cell and saved as its train_edge_all.py saves (the bare state dict), in snas_* files.
+cell and saved as its train_edge_all.py saves (the bare state dict), in snas_* files. CDARTS's networks
+(github.com/microsoft/Cream, CDARTS/lib/models: ModelTest's parts in ModelAug, with the CIFAR auxiliary head; at its
+fixed depths, 20 and 14 cells) with its bundled cells, saved as its retrain.py saves, go to cdarts_* files.
 ``tests/test_convert.py`` converts every file and must reproduce every output.
 """
 from __future__ import annotations
@@ -282,6 +284,57 @@ def _snas(folder: Path) -> tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
     return tensors, meta
 
 
+def _cdarts(folder: Path) -> tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """CDARTS's evaluation networks (microsoft/Cream CDARTS/lib/models) with its bundled cells (CDARTS/cells/
+    <family>_genotype.json, one genotype per stage, read by its own ``from_str``): ``ModelTest``'s stem, stages and
+    classifier composed into ``ModelAug`` with the auxiliary head its controller's ``build_augment_model`` adds
+    (CIFAR only), saved as its retrain.py saves (``utils.save_checkpoint``: the bare state dict)."""
+    from torchvision import transforms as T
+    for name in [m for m in sys.modules if m == 'lib' or m.startswith('lib.')]:
+        del sys.modules[name]
+    sys.path.insert(0, str(folder))
+    try:
+        gt = importlib.import_module('lib.utils.genotypes')
+        ModelTest = importlib.import_module('lib.models.model_test').ModelTest
+        ModelAug = importlib.import_module('lib.models.model_augment').ModelAug
+        heads = importlib.import_module('lib.models.aux_head')
+        cifar_transform = importlib.import_module('lib.datasets.cifar').data_transforms_cifar(
+            argparse.Namespace(use_aa=False))[1]
+    finally:
+        sys.path.remove(str(folder))
+    # lib/datasets/imagenet.py's test transform
+    transforms = {'cifar': cifar_transform, 'imagenet': T.Compose([
+        T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+        T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])}
+    tensors: Dict[str, torch.Tensor] = {}
+    meta: Dict[str, Any] = {'source': 'github.com/microsoft/Cream CDARTS/lib/models (ModelTest, ModelAug)'}
+    for seed, family in enumerate(SIZES, start=10):
+        cells = json.loads((folder / 'CDARTS' / 'cells' / f'{family}_genotype.json').read_text())
+        genotypes = {int(k): gt.from_str(v) for k, v in cells.items()}
+        torch.manual_seed(seed)
+        size = dict(C=SIZES[family]['C'], num_classes=SIZES[family]['num_classes'], auxiliary=family == 'cifar',
+                    layers=20 if family == 'cifar' else 14)  # its stage lengths are fixed: 7, 7, 6 and 5, 5, 4
+        test = ModelTest(genotypes, family, init_channel=size['C'], num_classes=size['num_classes'])
+        aux = None
+        if size['auxiliary']:  # build_augment_model: AuxiliaryHeadCIFAR(c_aux, 5, n) on the second stage's output
+            c_aux = test.nas_layers[2][0].preproc1.net[1].in_channels
+            aux = heads.AuxiliaryHeadCIFAR(c_aux, 5, size['num_classes'])
+        net = ModelAug(test.feature_extractor, test.nas_layers, test.fc, aux_head=aux)
+        _randomise(net, seed)
+        net.eval()
+        names, images = _images(family, transforms[family])
+        with torch.no_grad():  # both return (logits, auxiliary logits)
+            tensors[f'cdarts_{family}_sample_logits'] = net(images)[0]
+            if aux is not None:
+                x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(500))
+                tensors['cdarts_cifar_input'], tensors['cdarts_cifar_logits'] = x, net(x)[0]
+                f = torch.randn(2, c_aux, 8, 8, generator=torch.Generator().manual_seed(600))
+                tensors['cdarts_cifar_aux_input'], tensors['cdarts_cifar_aux_logits'] = f, aux(f)
+        torch.save(net.state_dict(), OUT / f'cdarts_{family}_best.pth.tar')
+        meta[family] = dict(size, samples=names, cells=f'CDARTS/cells/{family}_genotype.json')
+    return tensors, meta
+
+
 def _write(prefix: str, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
     (OUT / f'{prefix}expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in tensors.items()}))
     (OUT / f'{prefix}fixture.json').write_text(json.dumps(meta, indent=1) + '\n')
@@ -297,13 +350,15 @@ def main() -> None:
     p.add_argument('--gdas-original', type=Path,
                    help="GDAS's original code: github.com/D-X-Y/AutoDL-Projects at commit af7e82a (its lib/)")
     p.add_argument('--snas', type=Path, help='the SNAS/ folder of a github.com/SNAS-Series/SNAS-Series checkout')
+    p.add_argument('--cdarts', type=Path, help='the CDARTS/ folder of a github.com/microsoft/Cream checkout')
     args = p.parse_args()
     groups = {'darts': (args.darts, args.pdarts, args.fairdarts), 'gdas': (args.gdas, args.gdas_original),
-              'snas': (args.snas,)}
+              'snas': (args.snas,), 'cdarts': (args.cdarts,)}
     given = [g for g, paths in groups.items() if all(paths)]
     half = [g for g, paths in groups.items() if any(paths) and not all(paths)]
     if half or not given:
-        p.error('give every checkout of a group: --darts --pdarts --fairdarts | --gdas --gdas-original | --snas '
+        p.error('give every checkout of a group: --darts --pdarts --fairdarts | --gdas --gdas-original | --snas | '
+                '--cdarts '
                 f'(each group rewrites only its own files){"; incomplete: " + ", ".join(half) if half else ""}')
     OUT.mkdir(parents=True, exist_ok=True)
     if 'darts' in given:
@@ -316,6 +371,9 @@ def main() -> None:
     if 'snas' in given:
         tensors, meta = _snas(args.snas)
         _write('snas_', tensors, {'snas': meta})
+    if 'cdarts' in given:
+        tensors, meta = _cdarts(args.cdarts)
+        _write('cdarts_', tensors, {'cdarts': meta})
     for f in sorted(OUT.iterdir()):
         print(f, f.stat().st_size)
 

@@ -28,7 +28,7 @@ FIXTURE = Path(__file__).parent / 'fixtures' / 'convert'
 CIFAR = FIXTURE / 'darts_cifar10_model.pt'
 IMAGENET = FIXTURE / 'darts_imagenet_model.pt'
 # GDAS's outputs in files of their own (the same inputs and sample images)
-EXPECTED = {k: v for f in ('expected', 'gdas_expected', 'snas_expected')
+EXPECTED = {k: v for f in ('expected', 'gdas_expected', 'snas_expected', 'cdarts_expected')
             for k, v in load_file(str(FIXTURE / f'{f}.safetensors')).items()}
 META = json.loads((FIXTURE / 'fixture.json').read_text())
 GDAS_META = json.loads((FIXTURE / 'gdas_fixture.json').read_text())
@@ -49,6 +49,10 @@ GDAS_ORIGINAL = ('gdas_imagenet.gdas_in1k', FIXTURE / 'gdas_original_imagenet_mo
 SNAS = {'cifar': ('snas_mild_cifar10', FIXTURE / 'snas_cifar_weights.pt'),
         'imagenet': ('snas_mild_imagenet', FIXTURE / 'snas_imagenet_weights.pt')}
 SNAS_META = json.loads((FIXTURE / 'snas_fixture.json').read_text())['snas']
+# CDARTS's ModelAug (ModelTest's stem, stages and classifier; the CIFAR one with its auxiliary head), --layout cdarts
+CDARTS = {'cifar': ('cdarts_cifar10', FIXTURE / 'cdarts_cifar_best.pth.tar'),
+          'imagenet': ('cdarts_imagenet', FIXTURE / 'cdarts_imagenet_best.pth.tar')}
+CDARTS_META = json.loads((FIXTURE / 'cdarts_fixture.json').read_text())['cdarts']
 
 
 def _samples() -> Path:
@@ -68,8 +72,8 @@ def converted(tmp_path_factory) -> dict:
     folders.update({f'gdas_{family}': convert(str(src), arch, str(out / arch), layout='gdas')[0]
                     for family, (arch, src) in GDAS.items()})
     folders['gdas_original_imagenet'] = convert(str(GDAS_ORIGINAL[1]), GDAS_ORIGINAL[0], str(out / GDAS_ORIGINAL[0]))[0]
-    folders.update({f'snas_{family}': convert(str(src), arch, str(out / arch), layout='snas')[0]
-                    for family, (arch, src) in SNAS.items()})
+    folders.update({f'{name}_{family}': convert(str(src), arch, str(out / arch), layout=name)[0]
+                    for name, files in (('snas', SNAS), ('cdarts', CDARTS)) for family, (arch, src) in files.items()})
     return folders
 
 
@@ -79,8 +83,8 @@ def _preprocessing(case: str) -> dict:
     CIFAR normalisation, and for ImageNet the transform of the tag of GDAS's released file."""
     if case == 'gdas_cifar':
         return dict(mean=GDAS_CIFAR_MEAN, std=GDAS_CIFAR_STD)
-    tag = {'gdas_imagenet': GDAS_ORIGINAL[0], 'snas_cifar': 'snas_mild_cifar10.snas_c10',  # SNAS's: DARTS's transforms
-           'snas_imagenet': TAGS['imagenet']}.get(case)
+    tag = {'gdas_imagenet': GDAS_ORIGINAL[0], 'snas_cifar': TAGS['cifar'], 'snas_imagenet': TAGS['imagenet'],
+           'cdarts_cifar': TAGS['cifar'], 'cdarts_imagenet': TAGS['imagenet']}.get(case)  # DARTS's transforms
     if tag:
         cfg = timm.models.get_pretrained_cfg(tag).to_dict()
         return {k: cfg[k] for k in ('input_size', 'interpolation', 'crop_pct', 'mean', 'std')}
@@ -113,7 +117,7 @@ def test_fairdarts_checkpoint_gives_the_authors_logits(converted, one_thread):
 
 @pytest.mark.parametrize('case', ['cifar', 'imagenet', 'pdarts_cifar', 'pdarts_imagenet', 'fairdarts_cifar',
                                   'gdas_cifar', 'gdas_imagenet', 'gdas_original_imagenet', 'snas_cifar',
-                                  'snas_imagenet'])
+                                  'snas_imagenet', 'cdarts_cifar', 'cdarts_imagenet'])
 def test_real_images_through_the_tags_preprocessing_give_the_authors_logits(converted, case, one_thread):
     """The tag's pretrained cfg is the authors' evaluation transform: timm's eval transform built from it turns the
     real sample images into exactly the inputs their script fed their network (GDAS's untagged networks: with its
@@ -152,6 +156,32 @@ def test_snas_checkpoint_gives_the_authors_logits_and_its_tag_checks_the_publish
                                        r"\(model_edge_all.py\) has one connection from each of its 3 predecessors"):
         convert(str(SNAS['cifar'][1]), 'darts_v2_cifar10', str(tmp_path / 'v2'), layout='snas')
     assert not any((tmp_path / name).exists() for name in ('tag', 'darts', 'v2'))
+
+
+def test_cdarts_checkpoint_gives_the_authors_logits_in_its_own_layout(converted, tmp_path, one_thread):
+    """CDARTS's stages, dag and pt.darts op classes mapped by structure; its retrain.py's periodic checkpoint
+    (``{'model_main': ...}``) unwrapped; a CDARTS file under the default layout names the one that reads it."""
+    model = _load(converted['cdarts_cifar'])
+    assert model.genotype.name == 'cdarts_cifar' and len(model.cells) == CDARTS_META['cifar']['layers']
+    with torch.no_grad():
+        torch.testing.assert_close(model(EXPECTED['cdarts_cifar_input']), EXPECTED['cdarts_cifar_logits'], atol=1e-5,
+                                   rtol=1e-5)
+        torch.testing.assert_close(model.aux_head(EXPECTED['cdarts_cifar_aux_input']),
+                                   EXPECTED['cdarts_cifar_aux_logits'], atol=1e-5, rtol=1e-5)
+    state = torch.load(CDARTS['imagenet'][1], weights_only=True)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    torch.save({'model_main': state, 'optimizer': opt.state_dict(), 'lr_scheduler': {'last_epoch': 3}},
+               tmp_path / 'checkpoint.pth.tar')
+    folder, _ = convert(str(tmp_path / 'checkpoint.pth.tar'), 'cdarts_imagenet', str(tmp_path / 'wrapped'),
+                        layout='cdarts')
+    ours, wrapped = (load_file(str(f / 'model.safetensors')) for f in (converted['cdarts_imagenet'], folder))
+    assert ours.keys() == wrapped.keys() and all(torch.equal(ours[k], wrapped[k]) for k in ours)
+    with pytest.raises(CLIError, match=r"not a DARTS-layout state dict .*\(it reads as --layout cdarts\)"):
+        convert(str(CDARTS['cifar'][1]), 'cdarts_cifar10', str(tmp_path / 'darts'))
+    assert not (tmp_path / 'darts').exists()
+    folder, _ = convert(str(CDARTS['cifar'][1]), 'cdarts_cifar10', str(tmp_path / 'noaux'), layout='cdarts',
+                        keep_aux=False)  # its head is under aux_head., not DARTS's auxiliary_head.
+    assert not any(k.startswith('aux_head') for k in load_file(str(folder / 'model.safetensors')))
 
 
 def test_old_wrapped_dataparallel_file_is_read_as_its_state_dict(tmp_path):

@@ -18,7 +18,7 @@ import pickle
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -31,17 +31,17 @@ from ..models.registry import HF_ORG, MODEL_GENOTYPES
 from ..utils.errors import CLIError
 
 __all__ = ['LAYOUTS', 'SourceCheckpoint', 'read_source', 'darts_layout', 'fairdarts_layout', 'gdas_layout',
-           'snas_layout', 'convert_state', 'convert', 'add_cli']
+           'snas_layout', 'cdarts_layout', 'convert_state', 'convert', 'add_cli']
 
 MAX_SOURCE_BYTES = 1 << 30
 """The largest checkpoint read (the authors' ImageNet networks are about 20 MB)."""
 
-WRAPPER_KEYS = ('state_dict', 'model', 'net', 'model_state_dict', 'network', 'base-model')
+WRAPPER_KEYS = ('state_dict', 'model', 'net', 'model_state_dict', 'network', 'base-model', 'model_main')
 """Keys under which training scripts store the state dict inside a larger checkpoint dict, tried in order
-(``base-model``: GDAS's exps/basic/basic-main.py in AutoDL-Projects)."""
+(``base-model``: GDAS's exps/basic/basic-main.py in AutoDL-Projects; ``model_main``: CDARTS's retrain.py)."""
 
 SHOWN = 3  # offending keys named in an error
-AUX = 'auxiliary_head.'  # the authors' auxiliary head (training-only), in every layout
+AUX = 'auxiliary_head.'  # the authors' auxiliary head (training-only), in DARTS's layout and most others
 
 FAMILY_DATASETS = {'cifar': 'cifar10', 'imagenet': 'imagenet'}
 """The data set ``--validate`` reads by default, by network family."""
@@ -199,16 +199,24 @@ def _cell_network_layout(model: CellNetwork, layout: str,
                 raise CLIError(f'{key}: a {type(op).__name__} op has no counterpart in the {layout} layout')
             theirs = ['cells', str(i), '_ops', *ops_of[i][(s, k)]] + (
                 ['op'] if pooled or isinstance(op, _WRAPPED_OPS) else []) + parts[5:]
-        elif parts[:2] == ['aux_head', 'features']:
-            theirs = ['auxiliary_head', 'features', str(int(parts[2]) + 2), *parts[3:]]
-        elif parts[0] == 'aux_head':
-            theirs = ['auxiliary_head', *parts[1:]]
-        elif parts[:2] == ['head', 'fc']:
-            theirs = ['classifier', *parts[2:]]
+        elif (head := _head_key(parts, AUX, 'classifier')) is not None:
+            theirs = head
         else:
             raise CLIError(f'{key}: no counterpart in the {layout} layout')
         out[key] = '.'.join(theirs)
     return out
+
+
+def _head_key(parts: List[str], aux: str, classifier: str) -> Optional[List[str]]:
+    """Our auxiliary head and classifier keys in DARTS's head classes: the head under ``aux`` (a key prefix), its
+    features two indices later (after its ReLU and pool); the classifier named ``classifier``; None elsewhere."""
+    if parts[:2] == ['aux_head', 'features']:
+        return [aux.rstrip('.'), 'features', str(int(parts[2]) + 2), *parts[3:]]
+    if parts[0] == 'aux_head':
+        return [aux.rstrip('.'), *parts[1:]]
+    if parts[:2] == ['head', 'fc']:
+        return [classifier, *parts[2:]]
+    return None
 
 
 def _drops_paths(model: CellNetwork, cell: str) -> None:
@@ -294,27 +302,105 @@ def _darts_size(state: Mapping[str, torch.Tensor], cifar_stem: str = 'stem.0.wei
         classes = state['classifier.weight'].shape[0]
     except (KeyError, ValueError, IndexError) as e:
         raise CLIError(f'not a {label}-layout state dict (no {e} key); keys start {sorted(state)[:SHOWN]}') from None
+    return _network_size(imagenet, stem, channels, layers, classes, any(k.startswith(AUX) for k in state))
+
+
+def _network_size(imagenet: bool, stem: torch.Tensor, channels: int, layers: int, classes: int,
+                  auxiliary: bool) -> Dict[str, Any]:
+    """The ``timm.create_model`` size arguments of a file's network (``stem``: the first conv's weight)."""
     size = dict(family='imagenet' if imagenet else 'cifar', channels=int(channels), layers=int(layers),
-                in_chans=int(stem.shape[1]), num_classes=int(classes),
-                auxiliary=any(k.startswith(AUX) for k in state))
+                in_chans=int(stem.shape[1]), num_classes=int(classes), auxiliary=auxiliary)
     if not imagenet and stem.shape[0] != 3 * channels:
         size['stem_multiplier'] = int(stem.shape[0]) // int(channels)
     return size
 
 
-LAYOUTS: Dict[str, Tuple[Callable[[CellNetwork], Dict[str, str]], Callable[[Mapping], Dict[str, Any]]]] = {
-    'darts': (darts_layout, _darts_size),
-    'fairdarts': (fairdarts_layout, _darts_size),  # DARTS's stem, preprocessing, heads: the same size keys
-    'gdas': (gdas_layout, partial(_darts_size, cifar_stem=f'stem.{GDAS_CIFAR_STEM[0]}.weight', label='GDAS')),
-    'snas': (snas_layout, _darts_size),
+CDARTS_AUX = 'aux_head.'  # CDARTS's ModelAug keeps its auxiliary head (DARTS's class) under this name
+_CDARTS_FACTORIZED = {'conv_1': 'conv1', 'conv_2': 'conv2', 'bn': 'bn'}  # its FactorizedReduce
+
+
+def _cdarts_op(module: torch.nn.Module, rest: List[str], key: str) -> List[str]:
+    """The key inside one of CDARTS's op classes (pt.darts's: layers in a ``net`` Sequential, a SepConv as two
+    DilConvs) for ``rest`` inside ours."""
+    if isinstance(module, FactorizedReduce):
+        return [_CDARTS_FACTORIZED[rest[0]], *rest[1:]]
+    if isinstance(module, SepConv):  # ours: ReLU, conv, conv, BN twice over (0-3, 4-7)
+        half, layer = divmod(int(rest[0]), 4)
+        return ['net', str(half), 'net', str(layer), *rest[1:]]
+    if isinstance(module, (ReLUConvBN, DilConv)):
+        return ['net', *rest]
+    raise CLIError(f'{key}: a {type(module).__name__} op has no counterpart in the cdarts layout')
+
+
+def cdarts_layout(model: CellNetwork) -> Dict[str, str]:
+    """CDARTS's evaluation networks (microsoft/Cream CDARTS/lib/models: ``ModelAug``, which its retrain.py saves,
+    and ``ModelTest``, which its test.py loads the file into; proven by tests/test_convert.py): the stems in
+    ``feature_extractor.0/1``, the cells in stages that end at each reduction cell (``nas_layers.<stage>.<j>``),
+    ``preproc0/1``, ``dag.<node>.<k>.0`` for connection k of a node (inside its drop-path Sequential), pt.darts's
+    op classes, ``fc`` and ``aux_head``."""
+    _drops_paths(model, "CDARTS's AugmentCell")
+    g = model.genotype
+    if g.feature_sharing or g.bn_after or any(len(c.present) != len(c.nodes) for c in (g.normal, g.reduce)):
+        raise CLIError(f'--layout cdarts: genotype {g.name or "custom"} has shared ops, a batch norm after '
+                       'parameter-free ops or an absent node, none of which CDARTS\'s AugmentCell has')
+    where, stage, j = [], 0, 0
+    for cell in model.cells:
+        where.append((stage, j))
+        stage, j = (stage + 1, 0) if cell.reduction else (stage, j + 1)
+    out: Dict[str, str] = {}
+    for key in model.state_dict():
+        parts = key.split('.')
+        if parts[0] in ('stem0', 'stem1'):
+            theirs = ['feature_extractor', parts[0][-1], *parts[1:]]
+        elif parts[0] == 'cells':
+            i = int(parts[1])
+            cell, head = model.cells[i], ['nas_layers', *map(str, where[i])]
+            if parts[2].startswith('preprocess'):
+                theirs = head + [f'preproc{parts[2][-1]}', *_cdarts_op(cell.get_submodule(parts[2]), parts[3:], key)]
+            else:  # cells.i.ops.<source>.<k>: connection e of node n
+                s_, k_ = int(parts[3]), int(parts[4])
+                pos = _flat(cell).index((s_, k_))
+                n, e = next((n, e) for n, node in enumerate(cell.node_inputs) for e, q in enumerate(node) if q == pos)
+                theirs = head + ['dag', str(n), str(e), '0', *_cdarts_op(cell.ops[s_][k_], parts[5:], key)]
+        elif (last := _head_key(parts, CDARTS_AUX, 'fc')) is not None:
+            theirs = last
+        else:
+            raise CLIError(f'{key}: no counterpart in the cdarts layout')
+        out[key] = '.'.join(theirs)
+    return out
+
+
+def _cdarts_size(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
+    """The network size of a state dict of CDARTS's ``ModelAug`` / ``ModelTest``."""
+    try:
+        cells = {tuple(k.split('.')[1:3]) for k in state if k.startswith('nas_layers.')}
+        return _network_size('feature_extractor.1.1.weight' in state, state['feature_extractor.0.0.weight'],
+                             state['nas_layers.0.0.preproc1.net.1.weight'].shape[0], len(cells),
+                             state['fc.weight'].shape[0], any(k.startswith(CDARTS_AUX) for k in state))
+    except (KeyError, ValueError, IndexError) as e:
+        raise CLIError(f'not a CDARTS-layout state dict (no {e} key); keys start {sorted(state)[:SHOWN]}') from None
+
+
+class Layout(NamedTuple):
+    keys: Callable[[CellNetwork], Dict[str, str]]   # our key -> theirs, for a network
+    size: Callable[[Mapping], Dict[str, Any]]       # the network's size, read from their state dict
+    aux: str = AUX                                  # the key prefix of their auxiliary head
+
+
+LAYOUTS: Dict[str, Layout] = {
+    'darts': Layout(darts_layout, _darts_size),
+    'fairdarts': Layout(fairdarts_layout, _darts_size),  # DARTS's stem, preprocessing, heads: the same size keys
+    'gdas': Layout(gdas_layout, partial(_darts_size, cifar_stem=f'stem.{GDAS_CIFAR_STEM[0]}.weight', label='GDAS')),
+    'snas': Layout(snas_layout, _darts_size),
+    'cdarts': Layout(cdarts_layout, _cdarts_size, CDARTS_AUX),
 }
-"""Key layout -> (our key -> theirs, for a network; the network's size read from their state dict)."""
+"""Key layout -> how a network's keys, its size and the auxiliary head read there."""
 
 
 def _layouts_reading(state: Mapping[str, torch.Tensor], layout: str) -> List[str]:
     """The other layouts whose size keys ``state`` has (a hint for a file given the wrong ``--layout``)."""
     names = []
-    for name, (_, size_of) in LAYOUTS.items():
+    for name, (_, size_of, _) in LAYOUTS.items():
         try:
             size_of(state)
         except CLIError:
@@ -327,13 +413,13 @@ def _layouts_reading(state: Mapping[str, torch.Tensor], layout: str) -> List[str
 def _layouts_fitting(model: CellNetwork, state: Mapping[str, torch.Tensor], layout: str, keep_aux: bool) -> List[str]:
     """The other layouts under which ``state`` holds exactly ``model``'s tensors (the same hint, a step later)."""
     names = []
-    for name, (layout_of, _) in LAYOUTS.items():
+    for name, (layout_of, _, aux) in LAYOUTS.items():
         try:
             theirs = set(layout_of(model).values())
         except CLIError:  # the genotype has no counterpart there
             continue
         if (name != layout and {k for k in theirs if not k.endswith('num_batches_tracked')} <= set(state)
-                and all(k in theirs or (not keep_aux and k.startswith(AUX)) for k in state)):
+                and all(k in theirs or (not keep_aux and k.startswith(aux)) for k in state)):
             names.append(name)
     return names
 
@@ -345,7 +431,7 @@ def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout:
     Missing ``num_batches_tracked`` (files older than PyTorch 0.4.1) become 0; with ``keep_aux=False`` the
     authors' auxiliary head is dropped (it is training-only).
     """
-    mapping = LAYOUTS[layout][0](model)
+    mapping, aux = LAYOUTS[layout].keys(model), LAYOUTS[layout].aux
     own = model.state_dict()
     out: Dict[str, torch.Tensor] = {}
     missing, shapes = [], []
@@ -360,7 +446,7 @@ def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout:
         else:
             out[ours] = state[theirs].to(own[ours].dtype)
     used = set(mapping.values())
-    unexpected = [k for k in state if k not in used and not (not keep_aux and k.startswith(AUX))]
+    unexpected = [k for k in state if k not in used and not (not keep_aux and k.startswith(aux))]
     if missing or shapes or unexpected:
         parts = []
         for what, keys in (('mis-shaped', shapes), ('missing', missing), ('unexpected', unexpected)):
@@ -369,7 +455,7 @@ def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout:
         fitting = _layouts_fitting(model, state, layout, keep_aux)
         hint = (f' (its keys are the {fitting[0]} layout\'s: pass --layout {fitting[0]})' if fitting else
                 ' (the file has an auxiliary head: pass --aux drop, or build with it)'
-                if unexpected and all(k.startswith(AUX) for k in unexpected) else
+                if unexpected and all(k.startswith(aux) for k in unexpected) else
                 ' (a checkpoint of another cell, size or class count?)')
         raise CLIError(f'{source}: does not fit {model.genotype.name or "the genotype"} in the {layout} layout: '
                        + ' | '.join(parts) + hint + '; nothing was written')
@@ -437,7 +523,7 @@ def convert(source: str, model_name: str, output: str, genotype: Optional[str] =
         raise CLIError(f'{source}: MD5 {_digest(Path(source), "md5")} is not the one the authors publish for '
                        f'{c.file_arg} ({c.md5}); nothing was written')
     try:
-        size = LAYOUTS[layout][1](src.state)
+        size = LAYOUTS[layout].size(src.state)
     except CLIError as e:
         reading = _layouts_reading(src.state, layout)
         raise CLIError(f'{source}: {e}' + (f' (it reads as --layout {reading[0]})' if reading else '')) from None
