@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from ..models.authors import AUTHORS_CHECKPOINTS, AuthorsCheckpoint
 from ..models.genotype import GenotypeError
-from ..models.network import CellNetwork
+from ..models.network import CellNetwork, size_from_weights
 from ..models.ops import DilConv, FactorizedConv, FactorizedReduce, ReLUConvBN, SepConv
 from ..models.registry import HF_ORG, MODEL_GENOTYPES
 from ..utils.errors import CLIError
@@ -308,11 +308,8 @@ def _darts_size(state: Mapping[str, torch.Tensor], cifar_stem: str = 'stem.0.wei
 def _network_size(imagenet: bool, stem: torch.Tensor, channels: int, layers: int, classes: int,
                   auxiliary: bool) -> Dict[str, Any]:
     """The ``timm.create_model`` size arguments of a file's network (``stem``: the first conv's weight)."""
-    size = dict(family='imagenet' if imagenet else 'cifar', channels=int(channels), layers=int(layers),
-                in_chans=int(stem.shape[1]), num_classes=int(classes), auxiliary=auxiliary)
-    if not imagenet and stem.shape[0] != 3 * channels:
-        size['stem_multiplier'] = int(stem.shape[0]) // int(channels)
-    return size
+    family = 'imagenet' if imagenet else 'cifar'
+    return dict(family=family, auxiliary=auxiliary, **size_from_weights(family, stem, channels, layers, classes))
 
 
 CDARTS_AUX = 'aux_head.'  # CDARTS's ModelAug keeps its auxiliary head (DARTS's class) under this name

@@ -19,7 +19,23 @@ from .genotype import CellSpec, Genotype, GenotypeLike
 from .genotype_format import STEM_TYPES
 from .ops import FactorizedReduce, ReLUConvBN, make_op
 
-__all__ = ['make_stem', 'Cell', 'CellNetwork', 'AuxiliaryHead', 'CellFeatureGetter', 'check_drop_rate']
+__all__ = ['make_stem', 'Cell', 'CellNetwork', 'AuxiliaryHead', 'CellFeatureGetter', 'check_drop_rate',
+           'DEFAULT_STEM_MULTIPLIER', 'size_from_weights']
+
+
+DEFAULT_STEM_MULTIPLIER = {'cifar': 3, 'imagenet': 1}
+"""Stem width over ``channels`` by stem type (DARTS's); a genotype's ``network`` settings may change it."""
+
+
+def size_from_weights(stem_type: str, stem_weight: torch.Tensor, channels: int, layers: int,
+                      num_classes: int) -> Dict[str, int]:
+    """The size arguments of the network whose weights have this first stem conv, ``channels`` (a cell's
+    preprocessing width), cells and classes: ``stem_multiplier`` only where a CIFAR stem is not the default."""
+    size = dict(channels=int(channels), layers=int(layers), in_chans=int(stem_weight.shape[1]),
+                num_classes=int(num_classes))
+    if stem_type == 'cifar' and stem_weight.shape[0] != DEFAULT_STEM_MULTIPLIER['cifar'] * channels:
+        size['stem_multiplier'] = int(stem_weight.shape[0]) // int(channels)
+    return size
 
 
 def check_drop_rate(name: str, value: float) -> float:
@@ -210,7 +226,7 @@ class CellNetwork(nn.Module):
         drop_path_rate = check_drop_rate('drop_path_rate', drop_path_rate)
         self.genotype = Genotype.coerce(genotype)
         self.stem_type = stem_type
-        stem_multiplier = stem_multiplier or (3 if stem_type == 'cifar' else 1)
+        stem_multiplier = stem_multiplier or DEFAULT_STEM_MULTIPLIER[stem_type]
         self.channels, self.layers, self.stem_multiplier = channels, layers, stem_multiplier
         self.num_classes = num_classes
         self.in_chans = in_chans

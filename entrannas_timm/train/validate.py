@@ -19,6 +19,7 @@ import torch.nn as nn
 from ..data.datasets import DataError
 from ..data.loader import DATASETS, ImageData, default_workers, eval_batches, load_data
 from ..models.genotype import Genotype, GenotypeError
+from ..models.network import size_from_weights
 from ..models.registry import MODEL_GENOTYPES, WEIGHTS_FILE
 from ..utils.errors import CLIError
 from .checkpoint import build_run_model, is_run_dir, load_into, load_weights, read_config
@@ -72,10 +73,8 @@ def _from_state_dict(state: Dict[str, torch.Tensor], genotype: Genotype, source:
         raise CLIError(f'{source}: not the weights of a DARTS-family cell network (no stem0 / cells / head keys)') \
             from None
     imagenet = 'stem1.1.weight' in state
-    args: Dict[str, Any] = dict(genotype=genotype, channels=int(c), layers=layers, in_chans=int(stem.shape[1]),
-                                num_classes=int(classes))
-    if not imagenet and stem.shape[0] != 3 * c:
-        args['stem_multiplier'] = int(stem.shape[0]) // int(c)
+    args: Dict[str, Any] = dict(genotype=genotype, **size_from_weights('imagenet' if imagenet else 'cifar', stem, c,
+                                                                       layers, classes))
     try:
         model = timm.create_model('cellnet_imagenet' if imagenet else 'cellnet_cifar', **args)
     except ValueError as e:
