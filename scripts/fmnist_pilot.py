@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from entrannas_timm.hub.export import read_run_records
+from entrannas_timm.hub.export import epochs_done, read_run_records
 from entrannas_timm.models.sampling import sample_genotype
 from entrannas_timm.utils.files import write_atomic
 
@@ -75,11 +75,6 @@ def _epochs(budget: str) -> int:
     return int(flags[flags.index('--epochs') + 1])
 
 
-def _finished(out: Path, epochs: int) -> bool:
-    records = read_run_records(out) if out.is_dir() else []
-    return bool(records) and records[-1].get('epoch') == epochs
-
-
 def _claim(out: Path) -> bool:
     """Take the run for this process: a lock file with our pid, or a stale one whose process is gone."""
     out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +98,7 @@ def run(budgets: list[str]) -> None:
         for seed in SEEDS:
             for model in MODELS:
                 out = _out(budget, model, seed)
-                if _finished(out, _epochs(budget)) or not _claim(out):
+                if epochs_done(out) == _epochs(budget) or not _claim(out):
                     continue
                 try:
                     cmd = [*ENTRANNAS, *command(budget, model, seed)[1:], '--output', str(out)]
@@ -124,7 +119,7 @@ def collect() -> None:
         for model in MODELS:
             for seed in SEEDS:
                 out = _out(budget, model, seed)
-                if not _finished(out, _epochs(budget)):
+                if epochs_done(out) != _epochs(budget):
                     continue
                 records, config = read_run_records(out), json.loads((out / 'config.json').read_text())
                 runs[f'{budget}/{model}_s{seed}'] = dict(

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from entrannas_timm import Genotype
-from entrannas_timm.hub.export import read_run_records
+from entrannas_timm.hub.export import epochs_done, read_run_records
 from entrannas_timm.models.registry import MOBILE_MACS
 from entrannas_timm.reports.records import (
     CONSISTENCY_STAGES,
@@ -209,7 +209,7 @@ def train_command(genotype: str, seed: int) -> list[str]:
 
 def run_training(genotype: str, seed: int) -> None:
     out = RUNS / 'train' / trained_name(genotype, seed)
-    if _epochs_done(out) == int(TRAIN_PROTOCOL[TRAIN_PROTOCOL.index('--epochs') + 1]):
+    if epochs_done(out) == int(TRAIN_PROTOCOL[TRAIN_PROTOCOL.index('--epochs') + 1]):
         print(f'{out.name}: finished')
         return
     cmd = train_command(genotype, seed)[2:]
@@ -217,11 +217,6 @@ def run_training(genotype: str, seed: int) -> None:
         cmd.append('--resume')
     print('== entrannas train', ' '.join(cmd), flush=True)
     entrannas('train', *cmd)
-
-
-def _epochs_done(run: Path) -> int:
-    records = read_run_records(run)
-    return records[-1].get('epoch', 0) if records else 0
 
 
 SAMPLE = 1000  # tests/test_zoo_hub.py checks each exported model on the first SAMPLE test images

@@ -42,6 +42,12 @@ def read_run_records(run_dir: Path) -> List[Dict[str, Any]]:
     return records
 
 
+def epochs_done(run_dir: Path) -> int:
+    """The last epoch a training run recorded (0 before its first, or where there is no run)."""
+    records = read_run_records(run_dir)
+    return int(records[-1].get('epoch', 0)) if records else 0
+
+
 def _record(records: List[Dict[str, Any]], which: str, ema: bool) -> Optional[Dict[str, Any]]:
     key = 'ema_top1' if ema else 'val_top1'
     scored = [r for r in records if isinstance(r.get(key), (int, float))]
