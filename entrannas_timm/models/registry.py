@@ -119,7 +119,8 @@ def _authors_cfg(c: AuthorsCheckpoint) -> Dict[str, Any]:
     """The tag of an authors' checkpoint: their evaluation preprocessing, the file's origin in the notes."""
     family = MODEL_GENOTYPES[c.model][1]
     notes = (f'converted from the authors\' {c.file or "checkpoint"} by `entrannas convert` ({c.layout} layout)',
-             f'reported: {c.reported}', f'sha256: {c.sha256 or "not recorded"}')
+             f'reported: {c.reported}', f'sha256: {c.sha256 or "not recorded"}',
+             *([f'MD5 published by the authors: {c.md5}'] if c.md5 else []))
     return _TAGS[family][1](MODEL_GENOTYPES[c.model][0], **{'origin_url': c.url, 'notes': notes}) | dict(
         input_size=c.input_size, mean=c.mean, std=c.std, crop_pct=c.crop_pct, interpolation=c.interpolation,
         license=c.license)
