@@ -53,14 +53,17 @@ class SourceCheckpoint:
     sha256: str
     unwrapped: Tuple[str, ...]   # the wrapper keys undone, outermost first
     prefix: str                  # the prefix stripped from every key ('' or 'module.')
+    md5: str = ''                # the checksum some authors publish instead
 
 
-def _digest(path: Path, algorithm: str = 'sha256') -> str:
-    h = hashlib.new(algorithm, usedforsecurity=False)
+def _digests(path: Path) -> Tuple[str, str]:
+    """The file's sha256 and MD5, in one read."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
+            sha.update(block)
+            md5.update(block)
+    return sha.hexdigest(), md5.hexdigest()
 
 
 def _safe_globals() -> List[Any]:
@@ -123,7 +126,8 @@ def read_source(path: str) -> SourceCheckpoint:
     state = dict(obj)
     prefix = 'module.' if all(k.startswith('module.') for k in state) else ''
     state = {k[len(prefix):]: v for k, v in state.items()}
-    return SourceCheckpoint(state, _digest(p), tuple(unwrapped), prefix)
+    sha256, md5 = _digests(p)
+    return SourceCheckpoint(state, sha256, tuple(unwrapped), prefix, md5)
 
 
 # ---- layouts: our key -> the authors' key, from the network's structure ------------------------------------
@@ -282,9 +286,10 @@ def snas_layout(model: CellNetwork) -> Dict[str, str]:
     g = model.genotype
     for kind, spec in (('normal', g.normal), ('reduce', g.reduce)):
         for k, node in enumerate(spec.nodes):
-            if sorted(i for _, i in node) != list(range(k + 2)):
+            inputs = sorted(i for _, i in node)
+            if inputs != list(range(k + 2)):
                 raise CLIError(f'--layout snas: node {k} of the {kind} cell of {g.name or "the genotype"} reads '
-                               f'{sorted(i for _, i in node)}; SNAS\'s cell (model_edge_all.py) has one connection '
+                               f'{inputs}; SNAS\'s cell (model_edge_all.py) has one connection '
                                f'from each of its {k + 2} predecessors ("none" included): give the '
                                'SNAS_*_edge_all genotype')
     return _cell_network_layout(model, 'snas', _darts_ops, pool_bn=True)
@@ -329,6 +334,17 @@ def _cdarts_op(module: torch.nn.Module, rest: List[str], key: str) -> List[str]:
     raise CLIError(f'{key}: a {type(module).__name__} op has no counterpart in the cdarts layout')
 
 
+def _node_ops(model: CellNetwork) -> List[Dict[Tuple[int, int], List[str]]]:
+    """Per cell, ``(source, index)`` of each op -> ``node.k``: connection k of that node, in the genotype's order
+    (CDARTS's ``dag``, a ModuleList of nodes of connections)."""
+    out = []
+    for cell in model.cells:
+        flat = _flat(cell)
+        out.append({flat[pos]: [str(n), str(k)] for n, node in enumerate(cell.node_inputs)
+                    for k, pos in enumerate(node)})
+    return out
+
+
 def cdarts_layout(model: CellNetwork) -> Dict[str, str]:
     """CDARTS's evaluation networks (microsoft/Cream CDARTS/lib/models: ``ModelAug``, which its retrain.py saves,
     and ``ModelTest``, which its test.py loads the file into; proven by tests/test_convert.py): the stems in
@@ -344,6 +360,7 @@ def cdarts_layout(model: CellNetwork) -> Dict[str, str]:
     for cell in model.cells:
         where.append((stage, j))
         stage, j = (stage + 1, 0) if cell.reduction else (stage, j + 1)
+    ops_of = _node_ops(model)
     out: Dict[str, str] = {}
     for key in model.state_dict():
         parts = key.split('.')
@@ -354,11 +371,9 @@ def cdarts_layout(model: CellNetwork) -> Dict[str, str]:
             cell, head = model.cells[i], ['nas_layers', *map(str, where[i])]
             if parts[2].startswith('preprocess'):
                 theirs = head + [f'preproc{parts[2][-1]}', *_cdarts_op(cell.get_submodule(parts[2]), parts[3:], key)]
-            else:  # cells.i.ops.<source>.<k>: connection e of node n
-                s_, k_ = int(parts[3]), int(parts[4])
-                pos = _flat(cell).index((s_, k_))
-                n, e = next((n, e) for n, node in enumerate(cell.node_inputs) for e, q in enumerate(node) if q == pos)
-                theirs = head + ['dag', str(n), str(e), '0', *_cdarts_op(cell.ops[s_][k_], parts[5:], key)]
+            else:  # cells.i.ops.<source>.<k>
+                src, k = int(parts[3]), int(parts[4])
+                theirs = head + ['dag', *ops_of[i][(src, k)], '0', *_cdarts_op(cell.ops[src][k], parts[5:], key)]
         elif (last := _head_key(parts, CDARTS_AUX, 'fc')) is not None:
             theirs = last
         else:
@@ -516,9 +531,9 @@ def convert(source: str, model_name: str, output: str, genotype: Optional[str] =
     if c is not None and c.sha256 and src.sha256 != c.sha256:
         raise CLIError(f'{source}: sha256 {src.sha256} is not the published {c.file} ({c.sha256}); nothing was '
                        'written')
-    if c is not None and c.md5 and _digest(Path(source), 'md5') != c.md5:
-        raise CLIError(f'{source}: MD5 {_digest(Path(source), "md5")} is not the one the authors publish for '
-                       f'{c.file_arg} ({c.md5}); nothing was written')
+    if c is not None and c.md5 and src.md5 != c.md5:
+        raise CLIError(f'{source}: MD5 {src.md5} is not the one the authors publish for {c.file_arg} ({c.md5}); '
+                       'nothing was written')
     try:
         size = LAYOUTS[layout].size(src.state)
     except CLIError as e:
