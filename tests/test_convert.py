@@ -345,3 +345,24 @@ def test_command_converts_and_validates_on_real_images(tmp_path, capsys, one_thr
     assert f'sha256 {read_source(str(CIFAR)).sha256}' in text and 'imagefolder test (22 images): top-1' in text
     assert main(['convert', str(CIFAR), '--model', TAGS['cifar'], '-o', str(out)]) == 2  # no silent overwrite
     assert 'already holds' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('layout', ['darts', 'cdarts'])
+def test_the_authors_preprocessing_of_an_input_no_node_reads_is_dropped_and_nothing_else(layout):
+    from entrannas_timm import Genotype
+    from entrannas_timm.hub.convert import LAYOUTS, convert_state
+    cell = lambda nodes: dict(nodes=nodes, concat=list(range(2, 2 + len(nodes))))
+    reads_both = [[['sep_conv_3x3', 0], ['sep_conv_3x3', 1]], [['skip_connect', 0], ['dil_conv_3x3', 2]]]
+    reads_only_0 = [[['max_pool_3x3', 0], ['sep_conv_3x3', 0]], [['skip_connect', 2], ['avg_pool_3x3', 0]]]
+    g = Genotype.from_dict(dict(schema_version=1, name='unread', normal=cell(reads_both), reduce=cell(reads_only_0)))
+    model = timm.create_model('cellnet_cifar', genotype=g, num_classes=10, channels=8, layers=5).eval()
+    assert [c.unused_inputs for c in model.cells] == [[], [1], [], [1], []]
+    theirs = {LAYOUTS[layout].keys(model)[k]: v for k, v in model.state_dict().items()}
+    # the authors' network preprocesses the unread input all the same (a 1x1 ReLUConvBN, as input 1 always is)
+    for i in (1, 3):
+        prefix = LAYOUTS[layout].preprocess(model, i, 1)
+        theirs[prefix + ('net' if layout == 'cdarts' else 'op') + '.1.weight'] = torch.zeros(8, 8, 1, 1)
+    out = convert_state(model, theirs, layout)
+    assert all(torch.equal(out[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(CLIError, match=r'1 unexpected: .*preproc.*extra'):
+        convert_state(model, {**theirs, LAYOUTS[layout].preprocess(model, 2, 0) + 'extra': torch.zeros(1)}, layout)

@@ -122,9 +122,9 @@ def test_feature_sharing_reuses_one_output_for_every_node():
     cell = model.cells[0]
     assert [len(g) for g in cell.ops] == [0, 1, 0]
     assert cell.node_inputs == [[0], [0]]
+    assert isinstance(cell.preprocess0, nn.Identity)  # no node reads input 0
     with torch.no_grad():
-        out = cell(torch.randn(1, cell.preprocess0[1].in_channels, 8, 8),
-                   torch.randn(1, cell.preprocess1[1].in_channels, 8, 8))
+        out = cell(torch.randn(1, 1, 8, 8), torch.randn(1, cell.preprocess1[1].in_channels, 8, 8))
     c = out.shape[1] // 2
     torch.testing.assert_close(out[:, :c], out[:, c:], rtol=0, atol=0)
 
@@ -425,3 +425,35 @@ def test_bn_after_follows_pools_and_identities():
     assert wrapped and n_params(model) == n_params(plain) + sum(2 * op[-1].num_features for op in wrapped)
     # an identity with a BN is dropped like any other op (ISTA-NAS's cell checks isinstance(op, Identity))
     assert all(all(row) for cell in model.cells for row in cell.node_drop)
+
+
+
+# cells that leave an input unread, as a learned topology may derive (the bundled EnTranNAS-DST reduction cells
+# never read input 1)
+READS_BOTH = [[['sep_conv_3x3', 0]], [['skip_connect', 1], ['dil_conv_3x3', 2]]]
+READS_ONLY_0 = [[['sep_conv_3x3', 0]], [['skip_connect', 2]], [['max_pool_3x3', 0], ['dil_conv_3x3', 3]]]
+READS_ONLY_1 = [[['avg_pool_3x3', 1]], [['sep_conv_3x3', 2]], [['skip_connect', 3]]]
+
+
+@pytest.mark.parametrize('normal, reduce', [(READS_BOTH, READS_ONLY_0), (READS_ONLY_1, READS_BOTH)])
+@pytest.mark.parametrize('model_name, size', [('darts_v2_cifar10', 16), ('darts_v2_imagenet', 64)])
+def test_an_input_no_node_reads_has_no_preprocessing_and_every_weight_trains(model_name, size, normal, reduce):
+    model = timm.create_model(model_name, genotype=_genotype(normal, reduce, True), num_classes=5, **TINY).train()
+    for cell in model.cells:
+        spec = reduce if cell.reduction else normal
+        unread = [i for i in (0, 1) if not any(inp == i for node in spec for _, inp in node)]
+        assert cell.unused_inputs == unread
+        for i in (0, 1):
+            assert isinstance(cell.get_submodule(f'preprocess{i}'), nn.Identity) == (i in unread)
+    model(torch.randn(2, 3, size, size)).sum().backward()
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
+
+
+@pytest.mark.parametrize('normal', [READS_ONLY_0, READS_ONLY_1, READS_BOTH])
+@pytest.mark.parametrize('model_name', ['darts_v2_cifar10', 'darts_v2_imagenet'])
+def test_bare_weights_tell_their_size_whichever_input_the_first_cell_reads(model_name, normal, tmp_path):
+    from entrannas_timm.train.validate import _from_state_dict
+    g = _genotype(normal, READS_BOTH, True)
+    model = timm.create_model(model_name, genotype=g, num_classes=5, channels=12, layers=5)
+    rebuilt = _from_state_dict(model.state_dict(), g, 'w.safetensors')
+    assert rebuilt.state_dict().keys() == model.state_dict().keys() and n_params(rebuilt) == n_params(model)

@@ -345,6 +345,15 @@ def _node_ops(model: CellNetwork) -> List[Dict[Tuple[int, int], List[str]]]:
     return out
 
 
+def _cdarts_stages(model: CellNetwork) -> List[Tuple[int, int]]:
+    """``(stage, index)`` of each cell in CDARTS's stages, which end at each reduction cell."""
+    where, stage, j = [], 0, 0
+    for cell in model.cells:
+        where.append((stage, j))
+        stage, j = (stage + 1, 0) if cell.reduction else (stage, j + 1)
+    return where
+
+
 def cdarts_layout(model: CellNetwork) -> Dict[str, str]:
     """CDARTS's evaluation networks (microsoft/Cream CDARTS/lib/models: ``ModelAug``, which its retrain.py saves,
     and ``ModelTest``, which its test.py loads the file into; proven by tests/test_convert.py): the stems in
@@ -356,10 +365,7 @@ def cdarts_layout(model: CellNetwork) -> Dict[str, str]:
     if g.feature_sharing or g.bn_after or any(len(c.present) != len(c.nodes) for c in (g.normal, g.reduce)):
         raise CLIError(f'--layout cdarts: genotype {g.name or "custom"} has shared ops, a batch norm after '
                        'parameter-free ops or an absent node, none of which CDARTS\'s AugmentCell has')
-    where, stage, j = [], 0, 0
-    for cell in model.cells:
-        where.append((stage, j))
-        stage, j = (stage + 1, 0) if cell.reduction else (stage, j + 1)
+    where = _cdarts_stages(model)
     ops_of = _node_ops(model)
     out: Dict[str, str] = {}
     for key in model.state_dict():
@@ -393,10 +399,22 @@ def _cdarts_size(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
         raise CLIError(f'not a CDARTS-layout state dict (no {e} key); keys start {sorted(state)[:SHOWN]}') from None
 
 
+def _darts_preprocess(model: CellNetwork, cell: int, inp: int) -> str:
+    """The key prefix of cell ``cell``'s preprocessing of input ``inp`` in DARTS's network classes."""
+    return f'cells.{cell}.preprocess{inp}.'
+
+
+def _cdarts_preprocess(model: CellNetwork, cell: int, inp: int) -> str:
+    """The same prefix in CDARTS's stages."""
+    stage, j = _cdarts_stages(model)[cell]
+    return f'nas_layers.{stage}.{j}.preproc{inp}.'
+
+
 class Layout(NamedTuple):
     keys: Callable[[CellNetwork], Dict[str, str]]   # our key -> theirs, for a network
     size: Callable[[Mapping], Dict[str, Any]]       # the network's size, read from their state dict
     aux: str = AUX                                  # the key prefix of their auxiliary head
+    preprocess: Callable[[CellNetwork, int, int], str] = _darts_preprocess  # a cell input's preprocessing prefix
 
 
 LAYOUTS: Dict[str, Layout] = {
@@ -404,7 +422,7 @@ LAYOUTS: Dict[str, Layout] = {
     'fairdarts': Layout(fairdarts_layout, _darts_size),  # DARTS's stem, preprocessing, heads: the same size keys
     'gdas': Layout(gdas_layout, partial(_darts_size, cifar_stem=f'stem.{GDAS_CIFAR_STEM[0]}.weight', label='GDAS')),
     'snas': Layout(snas_layout, _darts_size),
-    'cdarts': Layout(cdarts_layout, _cdarts_size, CDARTS_AUX),
+    'cdarts': Layout(cdarts_layout, _cdarts_size, CDARTS_AUX, _cdarts_preprocess),
 }
 """Key layout -> how a network's keys, its size and the auxiliary head read there."""
 
@@ -412,9 +430,9 @@ LAYOUTS: Dict[str, Layout] = {
 def _layouts_reading(state: Mapping[str, torch.Tensor], layout: str) -> List[str]:
     """The other layouts whose size keys ``state`` has (a hint for a file given the wrong ``--layout``)."""
     names = []
-    for name, (_, size_of, _) in LAYOUTS.items():
+    for name, lay in LAYOUTS.items():
         try:
-            size_of(state)
+            lay.size(state)
         except CLIError:
             continue
         if name != layout:
@@ -425,9 +443,9 @@ def _layouts_reading(state: Mapping[str, torch.Tensor], layout: str) -> List[str
 def _layouts_fitting(model: CellNetwork, state: Mapping[str, torch.Tensor], layout: str, keep_aux: bool) -> List[str]:
     """The other layouts under which ``state`` holds exactly ``model``'s tensors (the same hint, a step later)."""
     names = []
-    for name, (layout_of, _, aux) in LAYOUTS.items():
+    for name, lay in LAYOUTS.items():
         try:
-            theirs = set(layout_of(model).values())
+            theirs, aux = set(lay.keys(model).values()), lay.aux
         except CLIError:  # the genotype has no counterpart there
             continue
         if (name != layout and {k for k in theirs if not k.endswith('num_batches_tracked')} <= set(state)
@@ -441,9 +459,12 @@ def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout:
     """``state`` (the authors' keys) as ``model``'s state dict; every tensor accounted for, or a :class:`CLIError`.
 
     Missing ``num_batches_tracked`` (files older than PyTorch 0.4.1) become 0; with ``keep_aux=False`` the
-    authors' auxiliary head is dropped (it is training-only).
+    authors' auxiliary head is dropped (it is training-only); so is their preprocessing of a cell input that no
+    node reads (ours has none: it cannot change the output).
     """
     mapping, aux = LAYOUTS[layout].keys(model), LAYOUTS[layout].aux
+    unread = tuple(LAYOUTS[layout].preprocess(model, i, inp) for i, cell in enumerate(model.cells)
+                   for inp in cell.unused_inputs)
     own = model.state_dict()
     out: Dict[str, torch.Tensor] = {}
     missing, shapes = [], []
@@ -458,7 +479,8 @@ def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout:
         else:
             out[ours] = state[theirs].to(own[ours].dtype)
     used = set(mapping.values())
-    unexpected = [k for k in state if k not in used and not (not keep_aux and k.startswith(aux))]
+    unexpected = [k for k in state if k not in used and not (not keep_aux and k.startswith(aux))
+                  and not k.startswith(unread)]
     if missing or shapes or unexpected:
         parts = []
         for what, keys in (('mis-shaped', shapes), ('missing', missing), ('unexpected', unexpected)):

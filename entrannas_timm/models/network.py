@@ -90,11 +90,17 @@ class Cell(nn.Module):
         self.reduction = reduction
         self.drop_prob = drop_prob
         self.drop_node = drop_path == 'node'
-        if reduction_prev:
+        # an input no node reads (a learned topology may leave one out) gets no preprocessing: its weights would
+        # never train, nor change the output
+        read = {inp for _, _, inp in spec.connections()} | set(spec.concat)
+        self.unused_inputs: List[int] = [i for i in (0, 1) if i not in read]
+        if 0 in self.unused_inputs:
+            self.preprocess0: nn.Module = nn.Identity()
+        elif reduction_prev:
             self.preprocess0 = FactorizedReduce(C_prev_prev, C, **dd)
         else:
             self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, **dd)
-        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, **dd)
+        self.preprocess1: nn.Module = nn.Identity() if 1 in self.unused_inputs else ReLUConvBN(C_prev, C, 1, 1, 0, **dd)
 
         # compile: one op instance per connection, or per (source, op) when features are shared
         present = spec.present

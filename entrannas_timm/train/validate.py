@@ -61,15 +61,20 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int, device: torch.d
 
 
 # ---- where the network comes from ---------------------------------------------------------------------------
+CELL0_WIDTH_KEYS = ('cells.0.preprocess1.1.weight', 'cells.0.preprocess0.1.weight', 'cells.0.preprocess0.bn.weight')
+"""Keys whose first dimension is the first cell's width: its ReLUConvBN preprocessing, or FactorizedReduce's."""
+
+
 def _from_state_dict(state: Dict[str, torch.Tensor], genotype: Genotype, source: str) -> nn.Module:
     """The family network whose shapes ``state`` has (stem, channels, cells, input channels, classes)."""
     import timm
     try:
         stem = state['stem0.0.weight']
-        c = state['cells.0.preprocess1.1.weight'].shape[0]
+        # the first cell's width: from whichever input it preprocesses (a learned topology may read only one)
+        c = next(state[k].shape[0] for k in CELL0_WIDTH_KEYS if k in state)
         layers = 1 + max(int(k.split('.')[1]) for k in state if k.startswith('cells.'))
         classes = state['head.fc.weight'].shape[0] if 'head.fc.weight' in state else 0
-    except (KeyError, ValueError, IndexError):
+    except (KeyError, ValueError, IndexError, StopIteration):
         raise CLIError(f'{source}: not the weights of a DARTS-family cell network (no stem0 / cells / head keys)') \
             from None
     imagenet = 'stem1.1.weight' in state
