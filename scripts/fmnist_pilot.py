@@ -4,6 +4,7 @@
     python scripts/fmnist_pilot.py run [BUDGET ...]    # train (or resume) every pilot run; all budgets when none
     python scripts/fmnist_pilot.py collect             # records/train/pilot.json from the finished runs
     python scripts/fmnist_pilot.py table               # the README's pilot table from the committed record
+    python scripts/fmnist_pilot.py readme              # the same table written into README.md, in place
 
 Each budget trains the same models with 3 seeds: published and random cells, and the two plain references (a
 linear classifier and a small CNN, ``entrannas_timm.models.baselines``). Several ``run`` processes may work the same
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from entrannas_timm.hub.export import epochs_done, read_run_records
 from entrannas_timm.models.sampling import sample_genotype
+from entrannas_timm.reports.markdown import splice_tables
 from entrannas_timm.utils.files import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +165,7 @@ def table() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('action', choices=('cells', 'run', 'collect', 'table'))
+    parser.add_argument('action', choices=('cells', 'run', 'collect', 'table', 'readme'))
     parser.add_argument('budgets', nargs='*', metavar='BUDGET', help=f'run: of {", ".join(BUDGETS)}; all when none')
     args = parser.parse_args()
     unknown = [b for b in args.budgets if b not in BUDGETS]
@@ -175,6 +177,10 @@ def main() -> None:
         run(args.budgets or list(BUDGETS))
     elif args.action == 'collect':
         collect()
+    elif args.action == 'readme':
+        readme = ROOT / 'README.md'
+        write_atomic(readme, splice_tables(readme.read_text(), table()))
+        print(f'{readme}: pilot table rewritten')
     else:
         print(table())
 

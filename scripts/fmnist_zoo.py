@@ -6,6 +6,7 @@
     python scripts/fmnist_zoo.py export [NAME ...]   # hub/<name>/ from finished trainings
     python scripts/fmnist_zoo.py list                # the names and their command lines
     python scripts/fmnist_zoo.py tables              # the README's tables from the committed records
+    python scripts/fmnist_zoo.py readme              # the same tables written into README.md, in place
 
 Scratch runs (checkpoints) go to runs/zoo/; what is committed goes to records/search/<name>/ (config.json,
 metrics.jsonl, genotype.json, report/), genotypes/<name>.json and hub/<name>/. The protocols are stated in
@@ -24,6 +25,7 @@ from pathlib import Path
 from entrannas_timm import Genotype
 from entrannas_timm.hub.export import epochs_done, read_run_records
 from entrannas_timm.models.registry import MOBILE_MACS
+from entrannas_timm.reports.markdown import splice_tables
 from entrannas_timm.reports.records import (
     CONSISTENCY_STAGES,
     read_config,
@@ -341,14 +343,24 @@ def tables() -> str:
     return '\n'.join(out)
 
 
+def write_readme(generated: str) -> None:
+    """Replace README.md's tables that have the generated tables' headers (the prose around them is kept)."""
+    readme = ROOT / 'README.md'
+    write_atomic(readme, splice_tables(readme.read_text(), generated))
+    print(f'{readme}: tables rewritten')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('action', choices=('search', 'collect', 'train', 'export', 'list', 'tables'))
+    parser.add_argument('action', choices=('search', 'collect', 'train', 'export', 'list', 'tables', 'readme'))
     parser.add_argument('names', nargs='*', metavar='NAME',
                         help='searches (search, collect) or genotypes (train, export); all when none')
     args = parser.parse_args()
     if args.action == 'tables':
         print(tables())
+        return
+    if args.action == 'readme':
+        write_readme(tables())
         return
     known = list(TRAININGS) if args.action in ('train', 'export') else list(search_runs())
     names = args.names or known
