@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,13 +24,14 @@ from pathlib import Path
 from entrannas_timm.hub.export import epochs_done, read_run_records
 from entrannas_timm.models.sampling import sample_genotype
 from entrannas_timm.reports.markdown import splice_tables
-from entrannas_timm.utils.files import write_atomic
+from entrannas_timm.utils.files import claim, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRANNAS = [sys.executable, '-m', 'entrannas_timm']
 RUNS = ROOT / 'runs' / 'zoo' / 'pilot'
 CELLS = ROOT / 'records' / 'train' / 'cells'
 RECORD = ROOT / 'records' / 'train' / 'pilot.json'
+LOCK = 'pilot.lock'  # a run folder's claim by one worker (entrannas_timm.utils.files.claim)
 
 RANDOM_CELLS = 5  # uniform samples of the standard space: the random-search baseline (Li & Talwalkar 2019)
 
@@ -77,30 +77,12 @@ def _epochs(budget: str) -> int:
     return int(flags[flags.index('--epochs') + 1])
 
 
-def _claim(out: Path) -> bool:
-    """Take the run for this process: a lock file with our pid, or a stale one whose process is gone."""
-    out.mkdir(parents=True, exist_ok=True)
-    lock = out / 'pilot.lock'
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:
-            os.kill(int(lock.read_text() or 0), 0)
-            return False  # another worker is on it
-        except (ProcessLookupError, ValueError):
-            lock.unlink(missing_ok=True)
-            return _claim(out)
-    with os.fdopen(fd, 'w') as f:
-        f.write(str(os.getpid()))
-    return True
-
-
 def run(budgets: list[str]) -> None:
     for budget in budgets:
         for seed in SEEDS:
             for model in MODELS:
                 out = _out(budget, model, seed)
-                if epochs_done(out) == _epochs(budget) or not _claim(out):
+                if epochs_done(out) == _epochs(budget) or not claim(out, LOCK):
                     continue
                 try:
                     cmd = [*ENTRANNAS, *command(budget, model, seed)[1:], '--output', str(out)]
@@ -111,7 +93,7 @@ def run(budgets: list[str]) -> None:
                     print('==', ' '.join(cmd[2:]), flush=True)
                     subprocess.run(cmd, cwd=ROOT, check=True)
                 finally:
-                    (out / 'pilot.lock').unlink(missing_ok=True)
+                    (out / LOCK).unlink(missing_ok=True)
 
 
 def collect() -> None:

@@ -39,3 +39,16 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) ->
         write_atomic(path, broken)
     assert path.read_text() == 'old\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['metrics.jsonl']
+
+
+def test_a_claim_holds_while_its_process_lives_and_a_stale_one_is_taken_over(tmp_path):
+    import subprocess
+    import sys
+
+    from entrannas_timm.utils.files import claim
+    run = tmp_path / 'run'
+    assert claim(run, 'w.lock') and (run / 'w.lock').read_text() == str(os.getpid())
+    assert not claim(run, 'w.lock')  # held by a live process (this one)
+    gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    (run / 'w.lock').write_text(gone.stdout.strip())  # a worker that died holding it
+    assert claim(run, 'w.lock') and (run / 'w.lock').read_text() == str(os.getpid())

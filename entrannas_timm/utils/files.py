@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written file, and nothing saved is lost."""
+"""Atomic file writes: a reader (or a crash) never sees a half-written file, and nothing saved is lost; and the
+lock file by which several worker processes share one list of run folders."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Callable, Union
 
-__all__ = ['write_atomic']
+__all__ = ['claim', 'write_atomic']
 
 
 def _umask() -> int:
@@ -36,3 +37,23 @@ def write_atomic(path: Union[str, os.PathLike], data: Union[bytes, str, Callable
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def claim(folder: Union[str, os.PathLike], lock: str = 'run.lock') -> bool:
+    """Take ``folder`` for this process: create ``folder/lock`` holding our pid, atomically (``O_EXCL``), or take
+    over one whose process is gone. False while a live process holds it (this one included). The caller deletes
+    the lock when done."""
+    path = Path(folder) / lock
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(path.read_text() or 0), 0)
+            return False  # a live worker holds it
+        except (ProcessLookupError, ValueError, FileNotFoundError):
+            path.unlink(missing_ok=True)  # stale: its worker is gone (or it was just released)
+            return claim(folder, lock)
+    with os.fdopen(fd, 'w') as f:
+        f.write(str(os.getpid()))
+    return True
