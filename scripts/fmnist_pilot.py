@@ -23,7 +23,7 @@ from pathlib import Path
 
 from entrannas_timm.hub.export import epochs_done, read_run_records
 from entrannas_timm.models.sampling import sample_genotype
-from entrannas_timm.reports.markdown import splice_tables
+from entrannas_timm.reports.markdown import splice_tables_into
 from entrannas_timm.utils.files import claim, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,9 +160,7 @@ def main() -> None:
     elif args.action == 'collect':
         collect()
     elif args.action == 'readme':
-        readme = ROOT / 'README.md'
-        write_atomic(readme, splice_tables(readme.read_text(), table()))
-        print(f'{readme}: pilot table rewritten')
+        print(f'{splice_tables_into(ROOT / "README.md", table())}: pilot table rewritten')
     else:
         print(table())
 

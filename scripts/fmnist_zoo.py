@@ -25,7 +25,7 @@ from pathlib import Path
 from entrannas_timm import Genotype
 from entrannas_timm.hub.export import epochs_done, read_run_records
 from entrannas_timm.models.registry import MOBILE_MACS
-from entrannas_timm.reports.markdown import splice_tables
+from entrannas_timm.reports.markdown import splice_tables_into
 from entrannas_timm.reports.records import (
     CONSISTENCY_STAGES,
     read_config,
@@ -343,13 +343,6 @@ def tables() -> str:
     return '\n'.join(out)
 
 
-def write_readme(generated: str) -> None:
-    """Replace README.md's tables that have the generated tables' headers (the prose around them is kept)."""
-    readme = ROOT / 'README.md'
-    write_atomic(readme, splice_tables(readme.read_text(), generated))
-    print(f'{readme}: tables rewritten')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('action', choices=('search', 'collect', 'train', 'export', 'list', 'tables', 'readme'))
@@ -360,7 +353,7 @@ def main() -> None:
         print(tables())
         return
     if args.action == 'readme':
-        write_readme(tables())
+        print(f'{splice_tables_into(ROOT / "README.md", tables())}: tables rewritten')
         return
     known = list(TRAININGS) if args.action in ('train', 'export') else list(search_runs())
     names = args.names or known

@@ -366,3 +366,7 @@ def test_the_authors_preprocessing_of_an_input_no_node_reads_is_dropped_and_noth
     assert all(torch.equal(out[k], v) for k, v in model.state_dict().items())
     with pytest.raises(CLIError, match=r'1 unexpected: .*preproc.*extra'):
         convert_state(model, {**theirs, LAYOUTS[layout].preprocess(model, 2, 0) + 'extra': torch.zeros(1)}, layout)
+    # given the other layout, the hint still names the file's own (its unread preprocessing counts there too)
+    other = 'cdarts' if layout == 'darts' else 'darts'
+    with pytest.raises(CLIError, match=rf'its keys are the {layout} layout\'s: pass --layout {layout}'):
+        convert_state(model, theirs, other)

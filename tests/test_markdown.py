@@ -31,3 +31,14 @@ def test_a_table_with_the_same_header_is_replaced_and_everything_else_kept():
 def test_a_header_not_in_the_document_once_is_an_error_that_names_it(doc, count):
     with pytest.raises(ValueError, match=rf"table header '\| x \|': found {count} times"):
         splice_tables(doc, '| x |\n|---|\n| 1 |\n')
+
+
+def test_a_file_is_rewritten_in_place_and_left_as_it_was_on_an_error(tmp_path):
+    from entrannas_timm.reports.markdown import splice_tables_into
+    doc = tmp_path / 'README.md'
+    doc.write_text(DOC, encoding='utf-8')
+    assert splice_tables_into(doc, '| c |\n|---|\n| new |\n') == doc
+    assert doc.read_text(encoding='utf-8') == DOC.replace('| old |', '| new |')
+    with pytest.raises(ValueError, match='found 0 times'):
+        splice_tables_into(doc, '| x |\n|---|\n')
+    assert doc.read_text(encoding='utf-8') == DOC.replace('| old |', '| new |')

@@ -18,7 +18,7 @@ import pickle
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Set, Tuple
 
 import torch
 import torch.nn as nn
@@ -440,16 +440,26 @@ def _layouts_reading(state: Mapping[str, torch.Tensor], layout: str) -> List[str
     return names
 
 
+def _unexpected(model: CellNetwork, state: Mapping[str, torch.Tensor], layout: str, theirs: Set[str],
+                keep_aux: bool) -> List[str]:
+    """The keys of ``state`` that have no place in ``model`` under ``layout`` (``theirs``: its mapped keys): not
+    mapped, not the auxiliary head being dropped, not the preprocessing of a cell input no node reads."""
+    lay = LAYOUTS[layout]
+    unread = tuple(lay.preprocess(model, i, inp) for i, cell in enumerate(model.cells) for inp in cell.unused_inputs)
+    return [k for k in state if k not in theirs and not (not keep_aux and k.startswith(lay.aux))
+            and not k.startswith(unread)]
+
+
 def _layouts_fitting(model: CellNetwork, state: Mapping[str, torch.Tensor], layout: str, keep_aux: bool) -> List[str]:
     """The other layouts under which ``state`` holds exactly ``model``'s tensors (the same hint, a step later)."""
     names = []
     for name, lay in LAYOUTS.items():
         try:
-            theirs, aux = set(lay.keys(model).values()), lay.aux
+            theirs = set(lay.keys(model).values())
         except CLIError:  # the genotype has no counterpart there
             continue
         if (name != layout and {k for k in theirs if not k.endswith('num_batches_tracked')} <= set(state)
-                and all(k in theirs or (not keep_aux and k.startswith(aux)) for k in state)):
+                and not _unexpected(model, state, name, theirs, keep_aux)):
             names.append(name)
     return names
 
@@ -463,8 +473,6 @@ def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout:
     node reads (ours has none: it cannot change the output).
     """
     mapping, aux = LAYOUTS[layout].keys(model), LAYOUTS[layout].aux
-    unread = tuple(LAYOUTS[layout].preprocess(model, i, inp) for i, cell in enumerate(model.cells)
-                   for inp in cell.unused_inputs)
     own = model.state_dict()
     out: Dict[str, torch.Tensor] = {}
     missing, shapes = [], []
@@ -478,9 +486,7 @@ def convert_state(model: CellNetwork, state: Mapping[str, torch.Tensor], layout:
             shapes.append(f'{theirs}: file {tuple(state[theirs].shape)}, expected {tuple(own[ours].shape)}')
         else:
             out[ours] = state[theirs].to(own[ours].dtype)
-    used = set(mapping.values())
-    unexpected = [k for k in state if k not in used and not (not keep_aux and k.startswith(aux))
-                  and not k.startswith(unread)]
+    unexpected = _unexpected(model, state, layout, set(mapping.values()), keep_aux)
     if missing or shapes or unexpected:
         parts = []
         for what, keys in (('mis-shaped', shapes), ('missing', missing), ('unexpected', unexpected)):

@@ -1,7 +1,11 @@
 """Generated markdown tables kept inside a hand-written document (the README's result tables)."""
 from __future__ import annotations
 
-from typing import List
+import os
+from pathlib import Path
+from typing import List, Union
+
+from ..utils.files import write_atomic
 
 
 def _tables(text: str) -> List[List[str]]:
@@ -35,3 +39,9 @@ def splice_tables(document: str, tables: str) -> str:
             end += 1
         lines[starts[0]:end] = table
     return '\n'.join(lines)
+
+
+def splice_tables_into(path: Union[str, os.PathLike], tables: str) -> Path:
+    """:func:`splice_tables` on the file ``path``, rewritten atomically (nothing is written on an error)."""
+    path = Path(path)
+    return write_atomic(path, splice_tables(path.read_text(encoding='utf-8'), tables))
