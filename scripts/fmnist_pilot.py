@@ -72,47 +72,55 @@ def _out(budget: str, model: str, seed: int) -> Path:
     return RUNS / budget / f'{model}_s{seed}'
 
 
-def _epochs(budget: str) -> int:
+def budget_epochs(budget: str) -> int:
     flags = BUDGETS[budget]
     return int(flags[flags.index('--epochs') + 1])
+
+
+def train_run(args: list[str], out: Path, epochs: int) -> None:
+    """``entrannas <args> --output out``: trained, or resumed from its checkpoint, unless it has all ``epochs`` or
+    another worker holds it (the zoo's grid trains the same way)."""
+    if epochs_done(out) == epochs or not claim(out, LOCK):
+        return
+    try:
+        cmd = [*ENTRANNAS, *args, '--output', str(out)]
+        if (out / 'checkpoint.pt').exists():
+            cmd.append('--resume')
+        elif (out / 'config.json').exists():  # stopped before its first epoch ended: nothing to keep
+            (out / 'config.json').unlink()
+        print('==', ' '.join(cmd[2:]), flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+    finally:
+        (out / LOCK).unlink(missing_ok=True)
 
 
 def run(budgets: list[str]) -> None:
     for budget in budgets:
         for seed in SEEDS:
             for model in MODELS:
-                out = _out(budget, model, seed)
-                if epochs_done(out) == _epochs(budget) or not claim(out, LOCK):
-                    continue
-                try:
-                    cmd = [*ENTRANNAS, *command(budget, model, seed)[1:], '--output', str(out)]
-                    if (out / 'checkpoint.pt').exists():
-                        cmd.append('--resume')
-                    elif (out / 'config.json').exists():  # stopped before its first epoch ended: nothing to keep
-                        (out / 'config.json').unlink()
-                    print('==', ' '.join(cmd[2:]), flush=True)
-                    subprocess.run(cmd, cwd=ROOT, check=True)
-                finally:
-                    (out / LOCK).unlink(missing_ok=True)
+                train_run(command(budget, model, seed)[1:], _out(budget, model, seed), budget_epochs(budget))
+
+
+def run_result(out: Path, command: list[str]) -> dict:
+    """A finished run's line in a record: final test top-1 (all 10,000 test images), per-epoch test top-1, size,
+    cost, and the command that reproduces it."""
+    records, config = read_run_records(out), json.loads((out / 'config.json').read_text())
+    return dict(test_top1=round(records[-1]['val_top1'], 2), test_images=config['data']['val_images'],
+                epoch_top1=[round(r['val_top1'], 2) for r in records],
+                params=config['model']['params'], macs=config['model']['macs'],
+                train_cpu_s=round(sum(r['epoch_cpu_s'] for r in records), 1),
+                train_wall_s=round(sum(r['epoch_time_s'] for r in records), 1), command=' '.join(command))
 
 
 def collect() -> None:
-    """One line per finished run: final test top-1 (all 10,000 test images), per-epoch test top-1, cost."""
     runs = {}
     for budget in BUDGETS:
         for model in MODELS:
             for seed in SEEDS:
                 out = _out(budget, model, seed)
-                if epochs_done(out) != _epochs(budget):
-                    continue
-                records, config = read_run_records(out), json.loads((out / 'config.json').read_text())
-                runs[f'{budget}/{model}_s{seed}'] = dict(
-                    budget=budget, model=model, seed=seed, test_top1=round(records[-1]['val_top1'], 2),
-                    test_images=config['data']['val_images'], epoch_top1=[round(r['val_top1'], 2) for r in records],
-                    params=config['model']['params'], macs=config['model']['macs'],
-                    train_cpu_s=round(sum(r['epoch_cpu_s'] for r in records), 1),
-                    train_wall_s=round(sum(r['epoch_time_s'] for r in records), 1),
-                    command=' '.join(command(budget, model, seed)))
+                if epochs_done(out) == budget_epochs(budget):
+                    runs[f'{budget}/{model}_s{seed}'] = dict(budget=budget, model=model, seed=seed,
+                                                             **run_result(out, command(budget, model, seed)))
     write_atomic(RECORD, json.dumps(runs, indent=1) + '\n')
     print(f'{RECORD}: {len(runs)} runs')
 

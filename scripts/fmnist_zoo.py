@@ -15,6 +15,7 @@ docs/method.md ("The bundled EnTranNAS cells").
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import statistics
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 from entrannas_timm import Genotype
-from entrannas_timm.hub.export import epochs_done, read_run_records
+from entrannas_timm.hub.export import epochs_done
 from entrannas_timm.models.registry import MOBILE_MACS
 from entrannas_timm.reports.markdown import splice_tables_into
 from entrannas_timm.reports.records import (
@@ -182,43 +183,126 @@ def bundle(name: str) -> None:
     Genotype.from_dict(genotype).save(ROOT / 'genotypes' / f'{name}.json')
 
 
-# One training budget for every cell: a CPU-size network (5 cells, 8 channels) at the searches' 16x16, all 60,000
-# training images for 1 epoch, tested on all 10,000 test images; the fashion-mnist preset otherwise, without Cutout
-# and drop path (regularisers for long schedules). The last epoch's weights are exported, not the best on test.
-TRAIN_PROTOCOL = ['--dataset', 'fashion-mnist', '--channels', '8', '--layers', '5', '--image-size', '16',
-                  '--epochs', '1', '--cutout', '0', '--drop-path', '0', '--threads', '1', '--quiet']
-
-# (genotype, seeds): every searched cell, and the published DARTS_V2 and PC-DARTS cells as references
-TRAININGS: dict[str, tuple[int, ...]] = {
-    'darts_v2': (0, 1), 'pc_darts_cifar': (0,), 'entrannas': (0,), 'entrannas_ext': (0,),
-    'entrannas_dst': (0, 1), 'entrannas_dst_lam005': (0,), 'entrannas_dst_lam02': (0,),
-    'darts_fmnist': (0,), 'pc_darts_fmnist': (0,),
-}
-
-
 def entrannas(*args: str) -> None:
     subprocess.run([*ENTRANNAS, *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
-def trained_name(genotype: str, seed: int) -> str:
-    return f'{genotype}_fmnist_s{seed}'.replace('_fmnist_fmnist', '_fmnist')
+def _script(name: str):
+    """A sibling script as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / 'scripts' / f'{name}.py')
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def train_command(genotype: str, seed: int) -> list[str]:
-    return ['entrannas', 'train', '--genotype', genotype, *TRAIN_PROTOCOL, '--seed', str(seed),
-            '--output', str(RUNS / 'train' / trained_name(genotype, seed))]
+pilot = _script('fmnist_pilot')
+# The training budget the pilot chose (records/train/pilot.json; docs/method.md, "Baselines"): the smallest whose
+# seed spread is below the spread between cells. Every model of the grid trains under it with 3 seeds.
+TRAIN_BUDGET = '28px-3ep'
+TRAIN_PROTOCOL = [*pilot.BASE, *pilot.BUDGETS[TRAIN_BUDGET]]
+TRAIN_EPOCHS = pilot.budget_epochs(TRAIN_BUDGET)
+TRAIN_SEEDS = pilot.SEEDS
+PUBLISHED_CELLS = ('darts_v2', 'pc_darts_cifar')  # DARTS-space cells searched on CIFAR-10 by their authors
+TRAINING_RECORD = ROOT / 'records' / 'train' / 'zoo.json'
 
 
-def run_training(genotype: str, seed: int) -> None:
-    out = RUNS / 'train' / trained_name(genotype, seed)
-    if epochs_done(out) == int(TRAIN_PROTOCOL[TRAIN_PROTOCOL.index('--epochs') + 1]):
-        print(f'{out.name}: finished')
+def trainings() -> dict[str, list[str]]:
+    """Every model of the training grid and its flags: each searched cell (a search's other seeds are cells of
+    their own), the published cells, the pilot's random cells (all of them) and its two plain references."""
+    cells = [*search_runs(), *PUBLISHED_CELLS]
+    random = {f'random_s{k}': ['--genotype', f'records/train/cells/random_s{k}.json']
+              for k in range(pilot.RANDOM_CELLS)}
+    return {**{c: ['--genotype', c] for c in cells}, **random,
+            **{m: flags for m, flags in pilot.MODELS.items() if m.startswith('baseline_')}}
+
+
+def kind(model: str) -> str:
+    if model in search_runs():
+        return 'searched'
+    return 'published' if model in PUBLISHED_CELLS else 'random' if model.startswith('random_') else 'reference'
+
+
+def train_command(model: str, seed: int) -> list[str]:
+    """The same command the pilot runs for its models under TRAIN_BUDGET."""
+    return ['entrannas', 'train', *trainings()[model], *TRAIN_PROTOCOL, '--seed', str(seed)]
+
+
+def train_dir(model: str, seed: int) -> Path:
+    return RUNS / 'train' / f'{model}_s{seed}'
+
+
+def _cell(genotype: dict) -> tuple:
+    return tuple(json.dumps(genotype.get(k), sort_keys=True) for k in ('normal', 'reduce', 'feature_sharing'))
+
+
+def _run_cell(run: Path) -> tuple:
+    return _cell(json.loads((run / 'config.json').read_text())['model']['args'].get('genotype') or {})
+
+
+def _bundled_cell(model: str) -> tuple:
+    flags = trainings()[model]
+    if '--genotype' not in flags:
+        return _cell({})  # a reference network: no cell
+    genotype = flags[flags.index('--genotype') + 1]
+    return _cell(Genotype.coerce(str(ROOT / genotype) if genotype.endswith('.json') else genotype).to_dict())
+
+
+def stale_search(model: str) -> str:
+    """Why a searched cell is not trained yet: its bundled genotype comes from another search protocol (its
+    search is still to be run under SEARCH_PROTOCOL), or it is not bundled. Empty when it can be trained."""
+    if kind(model) != 'searched':
+        return ''
+    file = ROOT / 'genotypes' / f'{model}.json'
+    if not file.exists():
+        return f'genotypes/{model}.json is not bundled yet (`search {model}`, then `collect {model}`)'
+    command = json.loads(file.read_text())['provenance'].get('command')
+    if command != ' '.join(['python', '-m', 'search', *search_args(model)]):
+        return f'genotypes/{model}.json is from an earlier search protocol (`search {model}`, then `collect {model}`)'
+    return ''
+
+
+def run_training(model: str, seed: int) -> None:
+    """Train one model of the grid, unless it is finished. A finished pilot run of the same command and cell is
+    that same training: it is copied instead of trained again."""
+    out = train_dir(model, seed)
+    if epochs_done(out) == TRAIN_EPOCHS:
         return
-    cmd = train_command(genotype, seed)[2:]
-    if (out / 'checkpoint.pt').exists():
-        cmd.append('--resume')
-    print('== entrannas train', ' '.join(cmd), flush=True)
-    entrannas('train', *cmd)
+    reason = stale_search(model)
+    if reason:
+        print(f'{out.name}: waits: {reason}', flush=True)
+        return
+    same = pilot.RUNS / TRAIN_BUDGET / out.name
+    if (model in pilot.MODELS and train_command(model, seed) == pilot.command(TRAIN_BUDGET, model, seed)
+            and epochs_done(same) == TRAIN_EPOCHS and _run_cell(same) == _bundled_cell(model) and not out.exists()):
+        shutil.copytree(same, out, ignore=shutil.ignore_patterns(pilot.LOCK))
+        print(f'{out.name}: the pilot\'s run ({same})', flush=True)
+        return
+    pilot.train_run(train_command(model, seed)[1:], out, TRAIN_EPOCHS)
+
+
+def train(models: list[str]) -> None:
+    """The grid seed by seed, so that every model has its first seed before any has its third."""
+    for seed in TRAIN_SEEDS:
+        for model in models:
+            run_training(model, seed)
+
+
+def collect_trainings() -> None:
+    """records/train/zoo.json: one line per finished training of the grid whose cell is still the bundled one."""
+    runs = {}
+    for model in trainings():
+        for seed in TRAIN_SEEDS:
+            out = train_dir(model, seed)
+            if epochs_done(out) != TRAIN_EPOCHS:
+                continue
+            if _run_cell(out) != _bundled_cell(model):
+                print(f'{out.name}: trained an earlier cell of this name; left out', flush=True)
+                continue
+            runs[out.name] = dict(model=model, kind=kind(model), seed=seed,
+                                  **pilot.run_result(out, train_command(model, seed)))
+    write_atomic(TRAINING_RECORD, json.dumps(runs, indent=1) + '\n')
+    print(f'{TRAINING_RECORD}: {len(runs)} runs')
 
 
 SAMPLE = 1000  # tests/test_zoo_hub.py checks each exported model on the first SAMPLE test images
@@ -230,35 +314,77 @@ def _validate(folder: Path, *extra: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def export(genotype: str, seed: int) -> None:
-    """hub/<name>/ from the last epoch's weights, and its line in records/train/results.json: accuracy of the
-    exported files on all test images and on the first SAMPLE, size and cost."""
+HUB_TAG = 'e3_fmnist'  # timm's <recipe>_<dataset>: the zoo's 3-epoch recipe (TRAIN_BUDGET) on Fashion-MNIST
+RESULTS = ROOT / 'records' / 'train' / 'results.json'
+
+
+def hub_name(model: str) -> str:
+    """The Hub name of a cell's checkpoint, in timm's ``<arch>.<tag>`` style: the cell's network at the zoo's CPU
+    size (``mini``: 5 cells, 8 channels, one input channel), trained with the zoo's recipe."""
+    return f'{model}_mini.{HUB_TAG}'
+
+
+def exportable() -> list[str]:
+    """The cells whose best seed goes to the Hub: searched and published ones (random cells and the references
+    are baselines, in the records only)."""
+    return [m for m in trainings() if kind(m) in ('searched', 'published')]
+
+
+def _zoo_runs() -> dict:
+    return json.loads(TRAINING_RECORD.read_text()) if TRAINING_RECORD.exists() else {}
+
+
+def _card_text(model: str, seed: int) -> str:
+    """The model card's account of the grid: every seed of this cell, the baselines under the same budget."""
+    runs = _zoo_runs()
+    accs = {r['seed']: r['test_top1'] for r in runs.values() if r['model'] == model}
+    lines = [f'## Fashion-MNIST zoo ({TRAIN_BUDGET})', '',
+             f'Trained with `{" ".join(train_command(model, seed))}`: the zoo\'s budget, the smallest the pilot '
+             'found to rank cells above their seed noise (docs/method.md, "Baselines"). These are the weights of '
+             f'the best of {len(accs)} training seed(s) on the 10,000 test images (seed {seed}); cite the mean.', '',
+             '| model | seeds | test top-1 (%) |', '|---|---|---|',
+             f'| this cell | {len(accs)} | {_mean_sd(list(accs.values()))} '
+             f'({", ".join(f"s{k}: {a:.2f}" for k, a in sorted(accs.items()))}) |']
+    for other in trainings():
+        if kind(other) in ('random', 'reference'):
+            other_accs = [r['test_top1'] for r in runs.values() if r['model'] == other]
+            if other_accs:
+                lines.append(f'| `{other}` ({kind(other)}) | {len(other_accs)} | {_mean_sd(other_accs)} |')
+    return '\n'.join(lines) + '\n'
+
+
+def export(model: str) -> None:
+    """hub/<hub name>/ from the last epoch's weights of the cell's best recorded seed, and its line in
+    records/train/results.json: accuracy of the exported files on all test images and on the first SAMPLE."""
     from entrannas_timm.models.profile import model_cost
     from entrannas_timm.train.validate import load_model
 
-    name = trained_name(genotype, seed)
-    run, folder = RUNS / 'train' / name, ROOT / 'hub' / name
-    entrannas('export', str(run), '--last', '-o', str(folder), '--repo-id', f'entrannas/{name}', '--overwrite')
+    runs = [r for r in _zoo_runs().values() if r['model'] == model]
+    if not runs:
+        print(f'{model}: no finished training in {TRAINING_RECORD.relative_to(ROOT)}; nothing exported')
+        return
+    best = max(runs, key=lambda r: (r['test_top1'], -r['seed']))
+    name = hub_name(model)
+    folder = ROOT / 'hub' / name
+    card = RUNS / 'train' / f'{name}.card.md'
+    write_atomic(card, _card_text(model, best['seed']))
+    entrannas('export', str(train_dir(model, best['seed'])), '--last', '-o', str(folder), '--repo-id',
+              f'entrannas/{name}', '--card-text', str(card), '--overwrite')
     full, sample = _validate(folder), _validate(folder, '--subset', str(SAMPLE))
-    model = load_model(str(folder))[0]
-    last = read_run_records(run)[-1]
-    results_file = ROOT / 'records' / 'train' / 'results.json'
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    net = load_model(str(folder))[0]
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[name] = dict(
-        genotype=genotype, seed=seed, test_top1=round(full['top1'], 2), test_images=full['images'],
-        sample_top1=round(sample['top1'], 2), sample_images=sample['images'],
-        **model_cost(model, model.pretrained_cfg['input_size']), train_wall_s=round(last['epoch_time_s'], 1),
-        **({'train_cpu_s': round(last['epoch_cpu_s'], 1)} if 'epoch_cpu_s' in last else {}),
-        command=' '.join(train_command(genotype, seed)[:-2]).replace(str(ROOT) + '/', ''))
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(results_file, json.dumps(dict(sorted(results.items())), indent=1) + '\n')
-    print(f'{name}: hub/{name}/, test top-1 {full["top1"]:.2f} %')
+        model=model, seed=best['seed'], seeds=len(runs), test_top1=round(full['top1'], 2),
+        test_images=full['images'], sample_top1=round(sample['top1'], 2), sample_images=sample['images'],
+        **model_cost(net, net.pretrained_cfg['input_size']), command=best['command'])
+    write_atomic(RESULTS, json.dumps(dict(sorted(results.items())), indent=1) + '\n')
+    print(f'{name}: hub/{name}/ (seed {best["seed"]} of {len(runs)}), test top-1 {full["top1"]:.2f} %')
 
 
-def _mean_sd(values: list[float]) -> str:
-    """Mean ± SD (sample SD, over seeds) in percent points; the SD is left out for one value."""
-    mean = f'{100 * statistics.mean(values):.1f}'
-    return mean + (f' ± {100 * statistics.stdev(values):.1f}' if len(values) > 1 else '')
+def _mean_sd(values: list[float], scale: float = 1, digits: int = 2) -> str:
+    """Mean ± SD (sample SD, over seeds) of ``scale * values``; the SD is left out for one value."""
+    mean = f'{scale * statistics.mean(values):.{digits}f}'
+    return mean + (f' ± {scale * statistics.stdev(values):.{digits}f}' if len(values) > 1 else '')
 
 
 def consistency_table() -> list[str]:
@@ -274,19 +400,60 @@ def consistency_table() -> list[str]:
            '|---|---|---|' + '---|' * len(CONSISTENCY_STAGES) + '---|']
     for name, epochs in by_search.items():
         for epoch, ms in sorted(epochs.items()):
-            stages = [_mean_sd([m['acc'][s] for m in ms]) for s in CONSISTENCY_STAGES]
-            gap = _mean_sd([m['acc']['supernet'] - m['acc']['inherited'] for m in ms])
+            stages = [_mean_sd([m['acc'][s] for m in ms], 100, 1) for s in CONSISTENCY_STAGES]
+            gap = _mean_sd([m['acc']['supernet'] - m['acc']['inherited'] for m in ms], 100, 1)
             out.append(f'| `{name}` | {epoch} of {ms[0]["epochs"]} | {len(ms)} | ' + ' | '.join(stages)
                        + f' | {gap} |')
     return out if len(out) > 2 else []
 
 
-def _trained_is_bundled(result: dict) -> bool:
-    """Whether a trained checkpoint's cell (its hub config) is the bundled genotype of its name."""
-    folder = ROOT / 'hub' / trained_name(result['genotype'], result['seed'])
-    trained = json.loads((folder / 'config.json').read_text())['model_args']['genotype']
-    bundled = json.loads((ROOT / 'genotypes' / f'{result["genotype"]}.json').read_text())
-    return all(trained[k] == bundled[k] for k in ('normal', 'reduce', 'feature_sharing'))
+def training_table(searches: dict[str, dict]) -> list[str]:
+    """The grid (records/train/zoo.json), best mean first: test top-1 mean ± SD over the training seeds, and which
+    differences exceed the noise (mean ± SD intervals apart). Models with no finished training are named."""
+    runs = _zoo_runs()
+    by_model: dict[str, list[dict]] = {}
+    for r in runs.values():
+        by_model.setdefault(r['model'], []).append(r)
+    rows = sorted(by_model.items(), key=lambda kv: -statistics.mean(r['test_top1'] for r in kv[1]))
+    out = ['| rank | model | kind | origin | params | MACs | seeds | test top-1 (%) | per seed | '
+           'CPU min per run (wall) |', '|---|---|---|---|---|---|---|---|---|---|']
+    for rank, (model, rs) in enumerate(rows, 1):
+        rs.sort(key=lambda r: r['seed'])
+        search = searches.get(model)
+        origin = {'searched': f'{search["method"]}, {search["cpu_h"]:.2f} CPU h' if search else 'search',
+                  'published': 'published (CIFAR-10)', 'random': 'uniform sampler',
+                  'reference': 'plain network'}[kind(model)]
+        accs = [r['test_top1'] for r in rs]
+        cpu = statistics.median(r['train_cpu_s'] for r in rs) / 60
+        wall = statistics.median(r['train_wall_s'] for r in rs) / 60
+        out.append(f'| {rank} | `{model}` | {kind(model)} | {origin} | {rs[0]["params"]:,} | '
+                   f'{rs[0]["macs"] / 1e6:.1f}M | {len(rs)} | {_mean_sd(accs)} | '
+                   f'{" / ".join(f"{a:.2f}" for a in accs)} | {cpu:.0f} ({wall:.0f}) |')
+    missing = [f'`{m}` ({len(by_model.get(m, []))} of {len(TRAIN_SEEDS)})' for m in trainings()
+               if len(by_model.get(m, [])) < len(TRAIN_SEEDS)]
+    out += ['', f'Not yet trained (finished seeds of {len(TRAIN_SEEDS)}): {", ".join(missing) or "none"}.']
+    out += ['', 'Beyond noise (mean ± SD intervals apart): ' + _separations(by_model) + '.']
+    return out
+
+
+def _separations(by_model: dict[str, list[dict]]) -> str:
+    """Which searched or published cells are apart from the random cells and the references, with 2+ seeds."""
+    stats = {m: (statistics.mean(a), statistics.stdev(a)) for m, rs in by_model.items()
+             if len(a := [r['test_top1'] for r in rs]) > 1}
+    cells = [m for m in stats if kind(m) in ('searched', 'published')]
+
+    def above(a: str, b: str) -> bool:
+        return stats[a][0] - stats[a][1] > stats[b][0] + stats[b][1]
+
+    baselines = [m for m in stats if kind(m) in ('random', 'reference')]
+    parts = []
+    for cell in cells:
+        over = [f'`{b}`' for b in baselines if above(cell, b)]
+        under = [f'`{b}`' for b in baselines if above(b, cell)]
+        if over or under:
+            parts.append(f'`{cell}` ' + ', '.join(([f'above {", ".join(over)}'] if over else [])
+                                                 + ([f'below {", ".join(under)}'] if under else [])))
+    return '; '.join(parts) or 'no searched or published cell is apart from a random cell or a reference'
 
 
 def tables() -> str:
@@ -318,25 +485,7 @@ def tables() -> str:
             out.append(f'| `{n}` | {r["lam"]}, {r["threshold_decay"]}, {r["epochs"]} | {deg} | {ops} | '
                        f'{r["connections"]["normal"]} / {r["connections"]["reduce"]} | {net["params"] / 1e6:.2f}M / '
                        f'{net["macs"] / 1e6:.0f}M ({fits}) | {r["first_cut_epoch"]} / {r["last_cut_epoch"]} |')
-    results_file = ROOT / 'records' / 'train' / 'results.json'
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    out += ['', '| cell | search | params | MACs | test top-1 per seed (%) | mean | '
-            'training CPU time (wall time, shared machine) |', '|---|---|---|---|---|---|---|']
-    for genotype in TRAININGS:
-        runs = [r for r in results.values() if r['genotype'] == genotype]
-        if not runs:
-            continue
-        search = rows.get(genotype) or rows.get(genotype.replace('_fmnist', ''))
-        how = (f'{search["method"]}, {search["cpu_h"]:.2f} CPU h' if search else 'published (CIFAR-10)')
-        runs.sort(key=lambda r: r['seed'])
-        if search and not _trained_is_bundled(runs[0]):
-            how = 'an earlier search of this name (the bundled cell is newer; not yet trained)'
-        accs = [r['test_top1'] for r in runs]
-        minutes = ' / '.join((f"{r['train_cpu_s'] / 60:.0f} min" if 'train_cpu_s' in r else '–') +
-                             f" ({r['train_wall_s'] / 60:.0f} min)" for r in runs)
-        out.append(f'| `{genotype}` | {how} | {runs[0]["params"]:,} | {runs[0]["macs"] / 1e6:.1f}M | '
-                   f'{" / ".join(f"{a:.2f}" for a in accs)} | {sum(accs) / len(accs):.2f} | '
-                   f'{minutes} |')
+    out += ['', *training_table(rows)]
     consistency = consistency_table()
     if consistency:
         out += ['', *consistency]
@@ -345,9 +494,10 @@ def tables() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('action', choices=('search', 'collect', 'train', 'export', 'list', 'tables', 'readme'))
+    parser.add_argument('action', choices=('search', 'collect', 'train', 'record', 'export', 'list', 'tables',
+                                           'readme'))
     parser.add_argument('names', nargs='*', metavar='NAME',
-                        help='searches (search, collect) or genotypes (train, export); all when none')
+                        help='searches (search, collect) or models (train, export); all when none')
     args = parser.parse_args()
     if args.action == 'tables':
         print(tables())
@@ -355,25 +505,24 @@ def main() -> None:
     if args.action == 'readme':
         print(f'{splice_tables_into(ROOT / "README.md", tables())}: tables rewritten')
         return
-    known = list(TRAININGS) if args.action in ('train', 'export') else list(search_runs())
+    if args.action == 'record':
+        collect_trainings()
+        return
+    known = {'train': list(trainings()), 'export': exportable()}.get(args.action, list(search_runs()))
     names = args.names or known
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f'{args.action}: unknown name(s) {", ".join(unknown)}; choose from {", ".join(known)}')
-    for name in names:
-        if args.action == 'list':
+    if args.action == 'train':
+        train(names)
+    elif args.action == 'list':
+        for name in names:
             print(f'{name}: {" ".join(search_command(name))}')
-        elif args.action == 'search':
-            run_search(name)
-        elif args.action == 'collect':
-            collect(name)
-        else:
-            for seed in TRAININGS[name]:
-                (run_training if args.action == 'train' else export)(name, seed)
-    if args.action == 'list':
-        for genotype, seeds in TRAININGS.items():
-            for seed in seeds:
-                print(f'{trained_name(genotype, seed)}: {" ".join(train_command(genotype, seed))}')
+        for model in trainings():
+            for seed in TRAIN_SEEDS:
+                print(f'{train_dir(model, seed).name}: {" ".join(train_command(model, seed))}')
+    for name in names if args.action in ('search', 'collect', 'export') else []:
+        {'search': run_search, 'collect': collect, 'export': export}[args.action](name)
 
 
 if __name__ == '__main__':
