@@ -229,7 +229,9 @@ def train_command(model: str, seed: int) -> list[str]:
 
 
 def train_dir(model: str, seed: int) -> Path:
-    return RUNS / 'train' / f'{model}_s{seed}'
+    """runs/zoo/train/<model>/seed<k>: a search seed is part of a cell's name (``entrannas_s1``), a training
+    seed is a folder of its own."""
+    return RUNS / 'train' / model / f'seed{seed}'
 
 
 def _cell(genotype: dict) -> tuple:
@@ -270,13 +272,13 @@ def run_training(model: str, seed: int) -> None:
         return
     reason = stale_search(model)
     if reason:
-        print(f'{out.name}: waits: {reason}', flush=True)
+        print(f'{model} seed {seed} waits: {reason}', flush=True)
         return
-    same = pilot.RUNS / TRAIN_BUDGET / out.name
+    same = pilot.RUNS / TRAIN_BUDGET / f'{model}_s{seed}'
     if (model in pilot.MODELS and train_command(model, seed) == pilot.command(TRAIN_BUDGET, model, seed)
             and epochs_done(same) == TRAIN_EPOCHS and _run_cell(same) == _bundled_cell(model) and not out.exists()):
         shutil.copytree(same, out, ignore=shutil.ignore_patterns(pilot.LOCK))
-        print(f'{out.name}: the pilot\'s run ({same})', flush=True)
+        print(f'{model} seed {seed}: the pilot\'s run ({same.relative_to(ROOT)})', flush=True)
         return
     pilot.train_run(train_command(model, seed)[1:], out, TRAIN_EPOCHS)
 
@@ -297,9 +299,9 @@ def collect_trainings() -> None:
             if epochs_done(out) != TRAIN_EPOCHS:
                 continue
             if _run_cell(out) != _bundled_cell(model):
-                print(f'{out.name}: trained an earlier cell of this name; left out', flush=True)
+                print(f'{model} seed {seed}: trained an earlier cell of this name; left out', flush=True)
                 continue
-            runs[out.name] = dict(model=model, kind=kind(model), seed=seed,
+            runs[f'{model}/seed{seed}'] = dict(model=model, kind=kind(model), seed=seed,
                                   **pilot.run_result(out, train_command(model, seed)))
     write_atomic(TRAINING_RECORD, json.dumps(runs, indent=1) + '\n')
     print(f'{TRAINING_RECORD}: {len(runs)} runs')
@@ -520,7 +522,7 @@ def main() -> None:
             print(f'{name}: {" ".join(search_command(name))}')
         for model in trainings():
             for seed in TRAIN_SEEDS:
-                print(f'{train_dir(model, seed).name}: {" ".join(train_command(model, seed))}')
+                print(f'{model} seed {seed}: {" ".join(train_command(model, seed))}')
     for name in names if args.action in ('search', 'collect', 'export') else []:
         {'search': run_search, 'collect': collect, 'export': export}[args.action](name)
 
