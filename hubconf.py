@@ -14,14 +14,14 @@ from typing import Callable as _Callable
 import timm as _timm
 import torch.nn as _nn
 
-from entrannas_timm.models import FAMILIES as _FAMILIES
 from entrannas_timm.models import MODEL_GENOTYPES as _MODEL_GENOTYPES
+from entrannas_timm.models.registry import network_size as _network_size
 
 
 def _describe(name: str, genotype: str, family: str) -> str:
     """The registered entrypoint's summary, then genotype, family and size as the registry defines them."""
     summary = (_timm.models.model_entrypoint(name).__doc__ or name).strip().splitlines()[0]
-    size = _FAMILIES[family]
+    size = _network_size(name)
     input_size = 'x'.join(str(s) for s in _timm.models.get_pretrained_cfg(name).input_size)
     return (f"{summary}\n\nGenotype ``{genotype}`` (any other with ``genotype=``); family ``{family}``: "
             f"{size['stem_type']} stem, {size['layers']} cells, {size['channels']} channels, {input_size} input.\n"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from entrannas_timm import Genotype
 from entrannas_timm.hub.export import epochs_done
-from entrannas_timm.models.registry import MOBILE_MACS
+from entrannas_timm.models.registry import MINI_MODELS, MINI_TAG, MOBILE_MACS
 from entrannas_timm.reports.markdown import splice_tables_into
 from entrannas_timm.reports.records import (
     CONSISTENCY_STAGES,
@@ -316,14 +316,14 @@ def _validate(folder: Path, *extra: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-HUB_TAG = 'e3_fmnist'  # timm's <recipe>_<dataset>: the zoo's 3-epoch recipe (TRAIN_BUDGET) on Fashion-MNIST
 RESULTS = ROOT / 'records' / 'train' / 'results.json'
 
 
 def hub_name(model: str) -> str:
     """The Hub name of a cell's checkpoint, in timm's ``<arch>.<tag>`` style: the cell's network at the zoo's CPU
-    size (``mini``: 5 cells, 8 channels, one input channel), trained with the zoo's recipe."""
-    return f'{model}_mini.{HUB_TAG}'
+    size (``<cell>_mini``; registered for the EnTranNAS and published cells), trained with the zoo's recipe."""
+    arch = next((name for name, genotype in MINI_MODELS.items() if genotype == model), f'{model}_mini')
+    return f'{arch}.{MINI_TAG}'
 
 
 def exportable() -> list[str]:
@@ -347,6 +347,10 @@ def _card_text(model: str, seed: int) -> str:
              '| model | seeds | test top-1 (%) |', '|---|---|---|',
              f'| this cell | {len(accs)} | {_mean_sd(list(accs.values()))} '
              f'({", ".join(f"s{k}: {a:.2f}" for k, a in sorted(accs.items()))}) |']
+    arch = hub_name(model).split('.')[0]
+    if arch in MINI_MODELS:
+        lines[2:2] = [f'Registered as `{arch}`: once this folder is in the Hugging Face cache, '
+                      f'`timm.create_model(\'{hub_name(model)}\', pretrained=True)` loads these weights.', '']
     for other in trainings():
         if kind(other) in ('random', 'reference'):
             other_accs = [r['test_top1'] for r in runs.values() if r['model'] == other]
@@ -410,52 +414,53 @@ def consistency_table() -> list[str]:
 
 
 def training_table(searches: dict[str, dict]) -> list[str]:
-    """The grid (records/train/zoo.json), best mean first: test top-1 mean ± SD over the training seeds, and which
-    differences exceed the noise (mean ± SD intervals apart). Models with no finished training are named."""
-    runs = _zoo_runs()
-    by_model: dict[str, list[dict]] = {}
-    for r in runs.values():
+    """The grid (records/train/zoo.json), best mean first, then the models still missing seeds: test top-1 mean ±
+    SD over the training seeds; and which cells are apart from a baseline beyond noise."""
+    by_model: dict[str, list[dict]] = {m: [] for m in trainings()}
+    for r in _zoo_runs().values():
         by_model.setdefault(r['model'], []).append(r)
-    rows = sorted(by_model.items(), key=lambda kv: -statistics.mean(r['test_top1'] for r in kv[1]))
+    done = sorted((m for m, rs in by_model.items() if rs), key=lambda m: -statistics.mean(
+        r['test_top1'] for r in by_model[m]))
     out = ['| rank | model | kind | origin | params | MACs | seeds | test top-1 (%) | per seed | '
            'CPU min per run (wall) |', '|---|---|---|---|---|---|---|---|---|---|']
-    for rank, (model, rs) in enumerate(rows, 1):
-        rs.sort(key=lambda r: r['seed'])
+    for rank, model in enumerate([*done, *(m for m in by_model if not by_model[m])], 1):
+        rs = sorted(by_model[model], key=lambda r: r['seed'])
         search = searches.get(model)
-        origin = {'searched': f'{search["method"]}, {search["cpu_h"]:.2f} CPU h' if search else 'search',
+        origin = {'searched': f'{search["method"]}, {search["cpu_h"]:.2f} CPU h' if search else 'not yet searched',
                   'published': 'published (CIFAR-10)', 'random': 'uniform sampler',
                   'reference': 'plain network'}[kind(model)]
+        seeds = f'{len(rs)}' + ('' if len(rs) == len(TRAIN_SEEDS) else f' of {len(TRAIN_SEEDS)}')
+        if not rs:
+            waits = stale_search(model)
+            out.append(f'| – | `{model}` | {kind(model)} | {origin} | – | – | {seeds} | not yet trained'
+                       f'{" (its search is to be redone)" if waits else ""} | – | – |')
+            continue
         accs = [r['test_top1'] for r in rs]
         cpu = statistics.median(r['train_cpu_s'] for r in rs) / 60
         wall = statistics.median(r['train_wall_s'] for r in rs) / 60
         out.append(f'| {rank} | `{model}` | {kind(model)} | {origin} | {rs[0]["params"]:,} | '
-                   f'{rs[0]["macs"] / 1e6:.1f}M | {len(rs)} | {_mean_sd(accs)} | '
+                   f'{rs[0]["macs"] / 1e6:.2f}M | {seeds} | {_mean_sd(accs)} | '
                    f'{" / ".join(f"{a:.2f}" for a in accs)} | {cpu:.0f} ({wall:.0f}) |')
-    missing = [f'`{m}` ({len(by_model.get(m, []))} of {len(TRAIN_SEEDS)})' for m in trainings()
-               if len(by_model.get(m, [])) < len(TRAIN_SEEDS)]
-    out += ['', f'Not yet trained (finished seeds of {len(TRAIN_SEEDS)}): {", ".join(missing) or "none"}.']
-    out += ['', 'Beyond noise (mean ± SD intervals apart): ' + _separations(by_model) + '.']
-    return out
+    return [*out, '', *_separations(by_model)]
 
 
-def _separations(by_model: dict[str, list[dict]]) -> str:
-    """Which searched or published cells are apart from the random cells and the references, with 2+ seeds."""
+def _separations(by_model: dict[str, list[dict]]) -> list[str]:
+    """Per searched or published cell with 2+ seeds: the random cells and references it is above or below beyond
+    noise (their mean ± SD intervals apart)."""
     stats = {m: (statistics.mean(a), statistics.stdev(a)) for m, rs in by_model.items()
              if len(a := [r['test_top1'] for r in rs]) > 1}
-    cells = [m for m in stats if kind(m) in ('searched', 'published')]
+    baselines = [m for m in stats if kind(m) in ('random', 'reference')]
 
     def above(a: str, b: str) -> bool:
         return stats[a][0] - stats[a][1] > stats[b][0] + stats[b][1]
 
-    baselines = [m for m in stats if kind(m) in ('random', 'reference')]
-    parts = []
-    for cell in cells:
-        over = [f'`{b}`' for b in baselines if above(cell, b)]
-        under = [f'`{b}`' for b in baselines if above(b, cell)]
-        if over or under:
-            parts.append(f'`{cell}` ' + ', '.join(([f'above {", ".join(over)}'] if over else [])
-                                                 + ([f'below {", ".join(under)}'] if under else [])))
-    return '; '.join(parts) or 'no searched or published cell is apart from a random cell or a reference'
+    out = ['| cell (2+ seeds) | above, beyond noise | below, beyond noise | within noise of |', '|---|---|---|---|']
+    for cell in (m for m in stats if kind(m) in ('searched', 'published')):
+        over, under = [b for b in baselines if above(cell, b)], [b for b in baselines if above(b, cell)]
+        near = [b for b in baselines if b not in over + under]
+        out.append(f'| `{cell}` | ' + ' | '.join(', '.join(f'`{b}`' for b in group) or '–'
+                                                  for group in (over, under, near)) + ' |')
+    return out
 
 
 def tables() -> str:

@@ -1,8 +1,11 @@
 """Shared test set-up."""
 import contextlib
 import functools
+import importlib.util
 import itertools
 import signal
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -56,3 +59,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         from entrannas_timm.data.datasets import DEBIAN_FASHION_MNIST
         if not DEBIAN_FASHION_MNIST.is_dir():
             pytest.skip(f'{DEBIAN_FASHION_MNIST} not installed (apt-get install dataset-fashion-mnist)')
+
+
+def _load_script(path: str) -> ModuleType:
+    file = Path(__file__).resolve().parents[1] / path
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def load_script() -> Callable[[str], ModuleType]:
+    """A checkout file that is not in a package (``scripts/fmnist_zoo.py``, ``benchmarks/x.py``) as a module."""
+    return _load_script

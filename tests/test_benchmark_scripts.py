@@ -1,7 +1,6 @@
 """The benchmark scripts still run end to end (tiny settings; the figures themselves are measured by hand)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -15,17 +14,9 @@ from entrannas_timm.reports.records import read_metrics
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / 'benchmarks' / f'{name}.py')
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.fashion_mnist
-def test_engine_placement_study_runs_on_real_fashion_mnist(tmp_path: Path) -> None:
-    study = _load('engine_placement')
+def test_engine_placement_study_runs_on_real_fashion_mnist(tmp_path: Path, load_script) -> None:
+    study = load_script('benchmarks/engine_placement.py')
     out = tmp_path / 'quality.jsonl'
     assert study.main(['--placements', 'first,last', '--seeds', '0', '--subset', '32', '--search-epochs', '1',
                        '--batch-size', '16', '--layers', '5', '--channels', '4', '--eval-channels', '4',
@@ -44,8 +35,9 @@ def test_engine_placement_study_runs_on_real_fashion_mnist(tmp_path: Path) -> No
 
 
 @pytest.mark.skipif(shutil.which('dot') is None, reason='Graphviz `dot` not installed')
-def test_report_scaling_record_is_a_dst_search(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    bench = _load('report_scaling')
+def test_report_scaling_record_is_a_dst_search(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                               load_script) -> None:
+    bench = load_script('benchmarks/report_scaling.py')
     bench.write_run(tmp_path / 'run', 4)
     records = read_metrics(tmp_path / 'run').records
     kept = [sum(r.data['arch']['active_connections']['normal']) for r in records]
@@ -58,8 +50,9 @@ def test_report_scaling_record_is_a_dst_search(tmp_path: Path, capsys: pytest.Ca
 
 
 @pytest.mark.fashion_mnist
-def test_train_levers_times_each_variant_in_its_own_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    levers = _load('train_levers')
+def test_train_levers_times_each_variant_in_its_own_run(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                        load_script) -> None:
+    levers = load_script('benchmarks/train_levers.py')
     out = tmp_path / 'levers.jsonl'
     assert levers.main(['--subset', '64', '--val-subset', '32', '--channels', '4', '--layers', '3', '--image-size',
                         '16', '--rounds', '2', '--variants', 't1-b32,t1-b32-cl', '--output', str(out)]) == 0

@@ -339,7 +339,7 @@ def test_hubconf_documents_every_model(tmp_path):
     spec.loader.exec_module(mod)
     assert {'torch', 'timm'} <= set(mod.dependencies)
     for name, (genotype, family) in entrannas_timm.MODEL_GENOTYPES.items():
-        size = entrannas_timm.models.FAMILIES[family]
+        size = entrannas_timm.models.registry.network_size(name)
         summary = timm.models.model_entrypoint(name).__doc__.strip().splitlines()[0]
         assert docs[name].startswith(summary), name
         assert f'``{genotype}``' in docs[name] and f'family ``{family}``' in docs[name], name

@@ -320,8 +320,9 @@ def test_models_are_registered_on_import():
     assert sorted(ours) == sorted(entrannas_timm.MODEL_GENOTYPES)
     assert timm.list_models('cellnet_*') == ['cellnet_cifar', 'cellnet_imagenet']
     assert timm.list_models('darts*') == ['darts_minus_cifar10', 'darts_minus_imagenet', 'darts_v1_cifar10',
-                                          'darts_v2_cifar10', 'darts_v2_imagenet']
-    assert timm.list_models('pc_darts*', include_tags=True) == ['pc_darts_cifar10.c10', 'pc_darts_imagenet.in1k']
+                                          'darts_v2_cifar10', 'darts_v2_imagenet', 'darts_v2_mini']
+    assert timm.list_models('pc_darts*', include_tags=True) == ['pc_darts_cifar10.c10', 'pc_darts_imagenet.in1k',
+                                                                 'pc_darts_mini.e3_fmnist']
     assert timm.list_models('gdas*', include_tags=True) == ['gdas_cifar10.c10', 'gdas_imagenet.gdas_in1k',
                                                              'gdas_imagenet.in1k']
 

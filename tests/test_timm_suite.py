@@ -30,10 +30,11 @@ IMAGENET = [m for m in MODELS if entrannas_timm.MODEL_GENOTYPES[m][1] == 'imagen
 # model per cell or network feature: the DARTS cell in each family (darts_v2_*; cellnet_* build the same networks,
 # darts_v1 and pc_darts the same kind of cell), nodes with many inputs and several ops on one edge (the sparsest
 # DST cell, entrannas_dst_lam02_cifar10), absent nodes and node drop path (fairdarts_a_cifar10), a width other than
-# the family's (gdas_imagenet, 50 channels) and a 3x ImageNet stem (cdarts_imagenet). Every registered tag runs the
+# the family's (gdas_imagenet, 50 channels), a 3x ImageNet stem (cdarts_imagenet) and the zoo's one-channel
+# Fashion-MNIST network (entrannas_dst_mini: 28x28 input, 5 cells of 8 channels). Every registered tag runs the
 # cfg test; tests/test_network.py builds every cell.
 PER_MODEL: List[str] = ['darts_v2_cifar10', 'darts_v2_imagenet', 'entrannas_dst_lam02_cifar10', 'fairdarts_a_cifar10',
-                        'gdas_imagenet', 'cdarts_imagenet']
+                        'gdas_imagenet', 'cdarts_imagenet', 'entrannas_dst_mini']
 
 # upstream tests parametrized over every timm model (list_models): run for PER_MODEL.
 # test name -> the arguments after the model name (the upstream parametrization's values)

@@ -18,7 +18,7 @@ from huggingface_hub import scan_cache_dir
 from safetensors.torch import load_file, save_file
 
 from entrannas_timm.cli import main as cli_main
-from entrannas_timm.hub.export import export_run
+from entrannas_timm.hub.export import CARD_TEXT_LIMIT, export_run
 from entrannas_timm.hub.publish import install_in_cache
 from entrannas_timm.models.constants import DATASET_STATS
 from entrannas_timm.train import checkpoint
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.fashion_mnist
 SIZE = dict(channels=4, layers=3, in_chans=1)
 TAG_REPO = 'entrannas/darts_v2_cifar10.c10'
+CARD_TEXT = '## Other seeds\n\n| seed | top-1 |\n|---|---|\n| 1 | 50.0 |\n'  # what --card-text adds
 SEARCHED = json.loads((ROOT / 'tests' / 'fixtures' / 'dst_cell.json').read_text())
 
 
@@ -48,7 +49,7 @@ def hub(tmp_path_factory):
             'custom': _train(work / 'custom', genotype=str(work / 'searched.json'))}
     cache = work / 'hf' / 'hub'
     export_run(str(work / 'zoo'), str(work / 'export-zoo'), repo_id=TAG_REPO)
-    export_run(str(work / 'custom'), str(work / 'export-custom'), repo_id='acme/dst-fmnist')
+    export_run(str(work / 'custom'), str(work / 'export-custom'), repo_id='acme/dst-fmnist', card_text=CARD_TEXT)
     install_in_cache(work / 'export-zoo', TAG_REPO, cache)
     install_in_cache(work / 'export-custom', 'acme/dst-fmnist', cache)
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -131,8 +132,9 @@ def test_export_is_timm_hub_layout_with_a_model_card(hub):
     top1 = f"{hub['best']['custom']['val_top1']:.2f}".rstrip('0').rstrip('.')
     for text in ('library_name: timm', 'license: apache-2.0', '- fashion_mnist', f'top-1 (%): {top1}',
                  'evaluated on: 64 test images of fashion-mnist', "timm.create_model('hf-hub:acme/dst-fmnist'",
-                 '@inproceedings{yang2021entrannas', 'method: entrannas-dst', 'preset: fashion-mnist'):
+                 '@inproceedings{yang2021entrannas', 'method: entrannas-dst', 'preset: fashion-mnist', CARD_TEXT):
         assert text in card, text
+    assert card.index('](cells.svg)') < card.index(CARD_TEXT) < card.index('## Model Details')
 
 
 def test_validate_reads_every_source_alike(hub, capsys):
@@ -150,6 +152,8 @@ def test_bad_weights_and_folders_get_one_clear_line(hub, capsys, tmp_path):
     work = hub['work']
     truncated = tmp_path / 'truncated.safetensors'
     truncated.write_bytes((work / 'zoo' / 'best.safetensors').read_bytes()[:-100])
+    big = tmp_path / 'big.md'
+    big.write_text('x' * (CARD_TEXT_LIMIT + 1))
     broken = tmp_path / 'export'
     broken.mkdir()
     for f in (work / 'export-zoo').iterdir():
@@ -162,6 +166,12 @@ def test_bad_weights_and_folders_get_one_clear_line(hub, capsys, tmp_path):
           'fashion-mnist'], 'these weights do not fit the model'),
         (['validate', 'darts_v2_cifar10', '--pretrained', '--dataset', 'cifar10'], 'no pretrained weights for'),
         (['export', str(work / 'custom'), '-o', str(work / 'export-custom')], 'already holds'),
+        (['export', str(work / 'custom'), '-o', str(work / 'export-custom'), '--overwrite', '--card-text',
+          str(tmp_path / 'missing.md')], '--card-text: no file at'),
+        (['export', str(work / 'custom'), '-o', str(work / 'export-custom'), '--overwrite', '--card-text',
+          str(big)], f'at most {CARD_TEXT_LIMIT} are added'),
+        (['export', str(work / 'custom'), '-o', str(work / 'export-custom'), '--overwrite', '--card-text',
+          str(truncated)], 'is not UTF-8 text'),
         (['cache', str(broken), '--repo-id', 'acme/broken', '--cache-dir', str(tmp_path / 'cache')],
          'not a readable safetensors file'),
         (['cache', str(work / 'export-zoo'), '--repo-id', 'not a repo id', '--cache-dir', str(tmp_path / 'cache')],

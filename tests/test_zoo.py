@@ -18,6 +18,7 @@ from search.searcher import build_model
 ROOT = Path(__file__).resolve().parents[1]
 SEARCHED = [name for name in entrannas_timm.list_genotypes()
             if load_genotype(name).provenance.get('source') == PROVENANCE_SOURCE]
+MINI_MODELS = entrannas_timm.models.registry.MINI_MODELS
 ENTRANNAS_MODELS = [m for m, (g, _) in entrannas_timm.MODEL_GENOTYPES.items() if g.startswith('entrannas')]
 RECORD_SETTINGS = ('method', 'space', 'dataset', 'image_size', 'epochs', 'seed', 'lam', 'init_threshold', 'subset',
                    'batch_size', 'arch_lr', 'arch_lr_schedule')
@@ -27,7 +28,7 @@ def test_every_entrannas_model_is_a_searched_cell_in_both_families():
     genotypes = {g for m, (g, _) in entrannas_timm.MODEL_GENOTYPES.items() if m in ENTRANNAS_MODELS}
     assert genotypes <= set(SEARCHED)
     for name in ('entrannas', 'entrannas_ext', 'entrannas_dst', 'entrannas_dst_lam005', 'entrannas_dst_lam02'):
-        assert {f'{name}_cifar10', f'{name}_imagenet'} <= set(ENTRANNAS_MODELS)
+        assert {f'{name}_cifar10', f'{name}_imagenet', f'{name}_mini'} <= set(ENTRANNAS_MODELS)
     assert timm.list_models('entrannas_dst*', include_tags=True)[:2] == ['entrannas_dst_cifar10.c10',
                                                                         'entrannas_dst_imagenet.in1k']
 
@@ -75,9 +76,14 @@ def test_entrannas_entrypoint_builds_its_cell_and_fails_fast_without_weights(mod
     with torch.device('meta'):
         model = timm.create_model(model_name)
     assert model.genotype.normal == load_genotype(genotype).normal
-    data = '--preset cifar --dataset cifar10' if family == 'cifar' else '--preset imagenet --dataset imagenet'
     with pytest.raises(entrannas_timm.WeightsNotPublishedError) as e:
         timm.create_model(model_name, pretrained=True)
+    if model_name in MINI_MODELS:  # the zoo's Fashion-MNIST weights: the message names the zoo's commands
+        assert model.pretrained_cfg['input_size'] == (1, 28, 28) and model.channels == 8 and len(model.cells) == 5
+        assert f'python scripts/fmnist_zoo.py train {genotype}' in str(e.value), str(e.value)
+        assert f'entrannas cache hub/{model_name}.e3_fmnist' in str(e.value) and 'FashionMNIST/raw/' in str(e.value)
+        return
+    data = '--preset cifar --dataset cifar10' if family == 'cifar' else '--preset imagenet --dataset imagenet'
     assert 'no pretrained weights' in str(e.value) and f'entrannas train {model_name} {data}' in str(e.value)
     layout = 'cifar-10-batches-py/' if family == 'cifar' else 'DATA/train/<wnid>/*.JPEG and DATA/val/<wnid>/*.JPEG'
     assert layout in str(e.value)

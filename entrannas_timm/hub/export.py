@@ -67,7 +67,8 @@ def _diagram(genotype) -> Optional[bytes]:
         return None
 
 
-def _card(cfg: Dict[str, Any], rec: Optional[Dict[str, Any]], which: str, ema: bool, diagram: bool) -> Dict:
+def _card(cfg: Dict[str, Any], rec: Optional[Dict[str, Any]], which: str, ema: bool, diagram: bool,
+          text: str = '') -> Dict:
     settings, data = cfg['settings'], cfg['data']
     dataset = data['dataset']
     details: Dict[str, Any] = {'Dataset': HUB_DATASETS.get(dataset, dataset),
@@ -88,15 +89,14 @@ def _card(cfg: Dict[str, Any], rec: Optional[Dict[str, Any]], which: str, ema: b
         'training images': data['train_images'], 'seed': settings['seed'],
         'versions': ', '.join(f'{k} {v}' for k, v in cfg.get('versions', {}).items()),
     }
-    text = ''
-    if diagram:
-        text = '![normal and reduction cells](cells.svg)'
+    text = '\n\n'.join(t for t in ('![normal and reduction cells](cells.svg)' if diagram else '', text.strip()) if t)
     return dict(details=details, description=text) if text else dict(details=details)
 
 
 def export_run(run_dir: str, output: str, ema: bool = False, which: str = 'best', repo_id: Optional[str] = None,
-               overwrite: bool = False) -> Path:
-    """Export ``which`` weights ('best' or 'last', EMA or not) of a training run to ``output``."""
+               overwrite: bool = False, card_text: str = '') -> Path:
+    """Export ``which`` weights ('best' or 'last', EMA or not) of a training run to ``output``; ``card_text``
+    (markdown) is added to the model card after the cells' diagram."""
     from .layout import save_pretrained
     run, out = Path(run_dir), Path(output)
     clash = [f for f in EXPORT_FILES if (out / f).exists()]
@@ -118,15 +118,34 @@ def export_run(run_dir: str, output: str, ema: bool = False, which: str = 'best'
                        crop_pct=data['crop_pct'], interpolation=data['interpolation'])
     try:
         return save_pretrained(model, out, architecture=cfg['model']['architecture'], name=name,
-                               data_config=data_config, card=_card(cfg, rec, which, ema, svg is not None),
+                               data_config=data_config, card=_card(cfg, rec, which, ema, svg is not None, card_text),
                                files=files)
     except ValueError as e:
         raise CLIError(f'{run}: {e}') from None
 
 
+CARD_TEXT_LIMIT = 64 * 1024
+"""The most bytes ``--card-text`` may add to a model card."""
+
+
+def _read_card_text(path: Optional[str]) -> str:
+    if path is None:
+        return ''
+    file = Path(path)
+    if not file.is_file():
+        raise CLIError(f'--card-text: no file at {path}')
+    if file.stat().st_size > CARD_TEXT_LIMIT:
+        raise CLIError(f'--card-text: {path} has {file.stat().st_size} bytes; at most {CARD_TEXT_LIMIT} are added '
+                       'to a model card')
+    try:
+        return file.read_text(encoding='utf-8')
+    except UnicodeDecodeError as e:
+        raise CLIError(f'--card-text: {path} is not UTF-8 text ({e.reason} at byte {e.start})') from None
+
+
 def _cli_export(args: argparse.Namespace) -> int:
     out = export_run(args.run_dir, args.output, args.ema, 'last' if args.last else 'best', args.repo_id,
-                     args.overwrite)
+                     args.overwrite, _read_card_text(args.card_text))
     for f in sorted(out.iterdir()):
         print(f)
     return 0
@@ -144,5 +163,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument('--repo-id', metavar='ORG/NAME', help=f'Hub repo id the model card names (default '
                    f'{HF_ORG}/<folder name>)')
     p.add_argument('--overwrite', action='store_true', help='replace an earlier export in DIR')
+    p.add_argument('--card-text', metavar='FILE', help='markdown added to the model card (e.g. the results of the '
+                   f'other training seeds and of baselines; at most {CARD_TEXT_LIMIT // 1024} KiB)')
     p.set_defaults(func=_cli_export)
     return p

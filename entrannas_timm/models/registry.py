@@ -18,8 +18,8 @@ from .constants import DATASET_STATS
 from .genotype import Genotype, GenotypeError, GenotypeLike
 from .network import CellFeatureGetter, CellNetwork
 
-__all__ = ['HF_ORG', 'FAMILIES', 'MOBILE_MACS', 'GENERIC_MODELS', 'MODEL_GENOTYPES', 'PUBLISHED_TAGS', 'WEIGHTS_FILE',
-           'CIFAR10_MEAN', 'CIFAR10_STD', 'WeightsNotPublishedError']
+__all__ = ['HF_ORG', 'FAMILIES', 'MOBILE_MACS', 'GENERIC_MODELS', 'MODEL_GENOTYPES', 'MINI_MODELS', 'MINI_TAG',
+           'PUBLISHED_TAGS', 'WEIGHTS_FILE', 'CIFAR10_MEAN', 'CIFAR10_STD', 'WeightsNotPublishedError', 'network_size']
 
 HF_ORG = 'entrannas'
 """The Hugging Face organisation that hosts every published checkpoint of the zoo."""
@@ -79,6 +79,26 @@ MODEL_GENOTYPES: Dict[str, tuple] = {
                                                                                  'imagenet'))},
 }
 
+MINI_SIZE: Dict[str, int] = dict(channels=8, layers=5)
+"""The model zoo's CPU-size CIFAR-family network (docs/method.md, "Baselines"): the size its Fashion-MNIST
+checkpoints are trained at, one input channel, 28x28."""
+
+MINI_MODELS: Dict[str, str] = {f'{cell}_mini': genotype for cell, genotype in (
+    ('entrannas', 'entrannas'), ('entrannas_ext', 'entrannas_ext'), ('entrannas_dst', 'entrannas_dst'),
+    ('entrannas_dst_lam005', 'entrannas_dst_lam005'), ('entrannas_dst_lam02', 'entrannas_dst_lam02'),
+    ('darts_v2', 'darts_v2'), ('pc_darts', 'pc_darts_cifar'))}
+"""The registered EnTranNAS cells and the published references at MINI_SIZE: the architectures of the zoo's
+Fashion-MNIST weights (``<name>.{MINI_TAG}``)."""
+MODEL_GENOTYPES.update({name: (genotype, 'cifar') for name, genotype in MINI_MODELS.items()})
+
+MINI_TAG = 'e3_fmnist'
+"""timm's ``<recipe>_<dataset>`` of the zoo's Fashion-MNIST weights: 3 epochs at 28x28 (docs/method.md)."""
+
+
+def network_size(name: str) -> Dict[str, Any]:
+    """The stem type, cells and channels a registered architecture builds by default."""
+    return {**FAMILIES[MODEL_GENOTYPES[name][1]], **(MINI_SIZE if name in MINI_MODELS else {})}
+
 
 class WeightsNotPublishedError(RuntimeError):
     """``pretrained=True`` for a tag whose weights cannot be found on the Hub or in the local cache."""
@@ -109,10 +129,17 @@ def _imagenet_cfg(genotype: Optional[str], **kwargs) -> Dict[str, Any]:
         **_paper(genotype), **kwargs)
 
 
+def _fmnist_cfg(genotype: Optional[str], **kwargs) -> Dict[str, Any]:
+    mean, std = DATASET_STATS['fashion-mnist']
+    return _cifar_cfg(genotype, **kwargs) | dict(input_size=(1, 28, 28), min_input_size=(1, 8, 8), pool_size=(7, 7),
+                                                 mean=mean, std=std)
+
+
 _TAGS = {'cifar': ('c10', _cifar_cfg), 'imagenet': ('in1k', _imagenet_cfg)}
-# one tag per registered cell: c10 (CIFAR-10) or in1k (ImageNet-1k)
+# one tag per registered cell: c10 (CIFAR-10), in1k (ImageNet-1k), or the zoo's Fashion-MNIST weights
 _cfgs = {f'{name}.{_TAGS[family][0]}': _TAGS[family][1](genotype)
-         for name, (genotype, family) in MODEL_GENOTYPES.items() if name not in GENERIC_MODELS}
+         for name, (genotype, family) in MODEL_GENOTYPES.items() if name not in GENERIC_MODELS | MINI_MODELS.keys()}
+_cfgs.update({f'{name}.{MINI_TAG}': _fmnist_cfg(genotype) for name, genotype in MINI_MODELS.items()})
 
 
 def _authors_cfg(c: AuthorsCheckpoint) -> Dict[str, Any]:
@@ -147,6 +174,9 @@ def _hub_errors() -> tuple:
 
 
 _TRAIN_DATA = {'cifar': '--preset cifar --dataset cifar10', 'imagenet': '--preset imagenet --dataset imagenet'}
+_ZOO_TRAINING = ('from a checkout, `python scripts/fmnist_zoo.py train {cell}`, then `record` and `export {cell}` '
+                 '(Fashion-MNIST: Debian\'s dataset-fashion-mnist or torchvision\'s FashionMNIST/raw/ files), '
+                 'then `entrannas cache hub/{name} --repo-id {repo}`')
 _DATA_LAYOUT = {'cifar': "DATA holds torchvision's CIFAR-10 files (cifar-10-batches-py/)",
                 'imagenet': 'DATA holds ImageNet as ImageFolder roots: DATA/train/<wnid>/*.JPEG and '
                             'DATA/val/<wnid>/*.JPEG (1,000 class folders each)'}
@@ -162,6 +192,11 @@ def _unpublished(name: str, reason: str) -> WeightsNotPublishedError:
             f'({c.reported}; {c.url}, code {c.code}): download it, then `entrannas convert {c.file_arg} --model '
             f'{name} -o hub/{name}` '
             f'and `entrannas cache hub/{name} --repo-id {HF_ORG}/{name}`.')
+    if model in MINI_MODELS:
+        return WeightsNotPublishedError(
+            f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
+            'They are the model zoo\'s Fashion-MNIST weights: '
+            + _ZOO_TRAINING.format(cell=MINI_MODELS[model], name=name, repo=f'{HF_ORG}/{name}') + '.')
     return WeightsNotPublishedError(
         f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
         f'Train them with `entrannas train {model} {_TRAIN_DATA[family]} --data-dir DATA --output runs/{model}` '
@@ -207,7 +242,8 @@ def _create_network(variant: str, pretrained: bool = False, genotype: Optional[G
     default_genotype, family = MODEL_GENOTYPES[variant]
     genotype = Genotype.coerce(default_genotype if genotype is None else genotype)
     # the family's protocol, then the widths the genotype's authors evaluate it at (GDAS: 50 channels), then kwargs
-    model_kwargs = {**FAMILIES[family], **genotype.network_settings(family), **kwargs}
+    mini = MINI_SIZE if variant in MINI_MODELS else {}
+    model_kwargs = {**FAMILIES[family], **genotype.network_settings(family), **mini, **kwargs}
     n_features = 3 if family == 'cifar' else 4
     # features come from forward_intermediates (cells take two inputs, so no sequential/hook rewrite)
     feature_cfg = dict(feature_cls=CellFeatureGetter, out_indices=tuple(range(n_features)))
@@ -322,6 +358,48 @@ def entrannas_dst_lam02_cifar10(pretrained: bool = False, **kwargs) -> CellNetwo
 def entrannas_dst_lam02_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
     """EnTranNAS-DST cell, lam 0.2 (CPU Fashion-MNIST search), ImageNet mobile network (14 cells, 48 ch). https://arxiv.org/abs/2101.11342"""
     return _create_network('entrannas_dst_lam02_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_mini(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS cell (CPU Fashion-MNIST search), the zoo's CPU-size network (5 cells, 8 ch, 1x28x28). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_mini', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_ext_mini(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS cell, 13-op space (CPU Fashion-MNIST search), the zoo's CPU-size network (5 cells, 8 ch, 1x28x28). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_ext_mini', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_dst_mini(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS-DST cell (lam 0.1) (CPU Fashion-MNIST search), the zoo's CPU-size network (5 cells, 8 ch, 1x28x28). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_dst_mini', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_dst_lam005_mini(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS-DST cell, lam 0.05 (CPU Fashion-MNIST search), the zoo's CPU-size network (5 cells, 8 ch, 1x28x28). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_dst_lam005_mini', pretrained, **kwargs)
+
+
+@register_model
+def entrannas_dst_lam02_mini(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """EnTranNAS-DST cell, lam 0.2 (CPU Fashion-MNIST search), the zoo's CPU-size network (5 cells, 8 ch, 1x28x28). https://arxiv.org/abs/2101.11342"""
+    return _create_network('entrannas_dst_lam02_mini', pretrained, **kwargs)
+
+
+@register_model
+def darts_v2_mini(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """DARTS (second order) cell, the zoo's CPU-size network (5 cells, 8 ch, 1x28x28). https://arxiv.org/abs/1806.09055"""
+    return _create_network('darts_v2_mini', pretrained, **kwargs)
+
+
+@register_model
+def pc_darts_mini(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """PC-DARTS CIFAR-10 cell, the zoo's CPU-size network (5 cells, 8 ch, 1x28x28). https://arxiv.org/abs/1907.05737"""
+    return _create_network('pc_darts_mini', pretrained, **kwargs)
 
 
 @register_model

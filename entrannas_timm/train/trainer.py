@@ -40,7 +40,7 @@ from ..data.loader import (
 from ..models.baselines import BASELINE_MODELS
 from ..models.genotype import Genotype, GenotypeError
 from ..models.profile import model_cost, peak_memory_mb
-from ..models.registry import FAMILIES, GENERIC_MODELS, MODEL_GENOTYPES
+from ..models.registry import GENERIC_MODELS, MODEL_GENOTYPES, network_size
 from ..utils.console import Console
 from ..utils.errors import CLIError
 from ..utils.files import write_atomic
@@ -94,7 +94,7 @@ def model_spec(cfg: TrainConfig, data: ImageData, genotype: Optional[Genotype] =
     genotype = genotype or (_genotype(cfg.genotype) if cfg.genotype else own)
     same = (genotype.normal, genotype.reduce, genotype.space, genotype.feature_sharing) == \
         (own.normal, own.reduce, own.space, own.feature_sharing)
-    size = FAMILIES[family]
+    size = network_size(name)
     args = dict(genotype=genotype.to_dict(), channels=cfg.channels or size['channels'],
                 layers=cfg.layers or size['layers'], in_chans=data.in_chans, num_classes=data.num_classes)
     return dict(name=name, architecture=name if same else generic, family=family, args=args)
