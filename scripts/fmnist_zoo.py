@@ -77,6 +77,11 @@ def search_args(run: str) -> list[str]:
     return [*SEARCHES[name], *SEARCH_PROTOCOL, '--seed', str(seed)]
 
 
+def search_command_line(run: str) -> str:
+    """The command a bundled genotype's provenance records for its search (the checkout's ``python -m search``)."""
+    return ' '.join(['python', '-m', 'search', *search_args(run)])
+
+
 def search_command(run: str) -> list[str]:
     return [PY, '-m', 'search', *search_args(run), '--output', str(RUNS / 'search' / run)]
 
@@ -174,7 +179,7 @@ def bundle(name: str) -> None:
     prov = genotype['provenance']
     prov.update(
         paper=PAPERS[summary['method']][0], paper_id=PAPERS[summary['method']][1], record=f'records/search/{name}',
-        command=' '.join(['python', '-m', 'search', *search_args(name)]),
+        command=search_command_line(name),
         image_size=summary['image_size'], arch_steps=summary['arch_steps'],
         stable_from_epoch=summary['stable_from_epoch'], converged=summary['converged'])
     # records written before search_cost had it (as cpu_s or process_cpu_s): the same sum of the epochs' CPU time
@@ -259,7 +264,7 @@ def stale_search(model: str) -> str:
     if not file.exists():
         return f'genotypes/{model}.json is not bundled yet (`search {model}`, then `collect {model}`)'
     command = json.loads(file.read_text())['provenance'].get('command')
-    if command != ' '.join(['python', '-m', 'search', *search_args(model)]):
+    if command != search_command_line(model):
         return f'genotypes/{model}.json is from an earlier search protocol (`search {model}`, then `collect {model}`)'
     return ''
 
@@ -302,7 +307,7 @@ def collect_trainings() -> None:
                 print(f'{model} seed {seed}: trained an earlier cell of this name; left out', flush=True)
                 continue
             runs[f'{model}/seed{seed}'] = dict(model=model, kind=kind(model), seed=seed,
-                                  **pilot.run_result(out, train_command(model, seed)))
+                                               **pilot.run_result(out, train_command(model, seed)))
     write_atomic(TRAINING_RECORD, json.dumps(runs, indent=1) + '\n')
     print(f'{TRAINING_RECORD}: {len(runs)} runs')
 
@@ -332,14 +337,19 @@ def exportable() -> list[str]:
     return [m for m in trainings() if kind(m) in ('searched', 'published')]
 
 
-def _zoo_runs() -> dict:
-    return json.loads(TRAINING_RECORD.read_text()) if TRAINING_RECORD.exists() else {}
+def _runs_by_model() -> dict[str, list[dict]]:
+    """records/train/zoo.json's runs of each model of the grid, in seed order (none yet: an empty list)."""
+    runs = json.loads(TRAINING_RECORD.read_text()) if TRAINING_RECORD.exists() else {}
+    by_model: dict[str, list[dict]] = {m: [] for m in trainings()}
+    for r in sorted(runs.values(), key=lambda r: r['seed']):
+        by_model.setdefault(r['model'], []).append(r)
+    return by_model
 
 
 def _card_text(model: str, seed: int) -> str:
     """The model card's account of the grid: every seed of this cell, the baselines under the same budget."""
-    runs = _zoo_runs()
-    accs = {r['seed']: r['test_top1'] for r in runs.values() if r['model'] == model}
+    by_model = _runs_by_model()
+    accs = {r['seed']: r['test_top1'] for r in by_model[model]}
     lines = [f'## Fashion-MNIST zoo ({TRAIN_BUDGET})', '',
              f'Trained with `{" ".join(train_command(model, seed))}`: the zoo\'s budget, the smallest the pilot '
              'found to rank cells above their seed noise (docs/method.md, "Baselines"). These are the weights of '
@@ -351,11 +361,10 @@ def _card_text(model: str, seed: int) -> str:
     if arch in MINI_MODELS:
         lines[2:2] = [f'Registered as `{arch}`: once this folder is in the Hugging Face cache, '
                       f'`timm.create_model(\'{hub_name(model)}\', pretrained=True)` loads these weights.', '']
-    for other in trainings():
-        if kind(other) in ('random', 'reference'):
-            other_accs = [r['test_top1'] for r in runs.values() if r['model'] == other]
-            if other_accs:
-                lines.append(f'| `{other}` ({kind(other)}) | {len(other_accs)} | {_mean_sd(other_accs)} |')
+    for other, other_runs in by_model.items():
+        if kind(other) in ('random', 'reference') and other_runs:
+            other_accs = [r['test_top1'] for r in other_runs]
+            lines.append(f'| `{other}` ({kind(other)}) | {len(other_accs)} | {_mean_sd(other_accs)} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -365,7 +374,7 @@ def export(model: str) -> None:
     from entrannas_timm.models.profile import model_cost
     from entrannas_timm.train.validate import load_model
 
-    runs = [r for r in _zoo_runs().values() if r['model'] == model]
+    runs = _runs_by_model()[model]
     if not runs:
         print(f'{model}: no finished training in {TRAINING_RECORD.relative_to(ROOT)}; nothing exported')
         return
@@ -416,15 +425,13 @@ def consistency_table() -> list[str]:
 def training_table(searches: dict[str, dict]) -> list[str]:
     """The grid (records/train/zoo.json), best mean first, then the models still missing seeds: test top-1 mean ±
     SD over the training seeds; and which cells are apart from a baseline beyond noise."""
-    by_model: dict[str, list[dict]] = {m: [] for m in trainings()}
-    for r in _zoo_runs().values():
-        by_model.setdefault(r['model'], []).append(r)
+    by_model = _runs_by_model()
     done = sorted((m for m, rs in by_model.items() if rs), key=lambda m: -statistics.mean(
         r['test_top1'] for r in by_model[m]))
     out = ['| rank | model | kind | origin | params | MACs | seeds | test top-1 (%) | per seed | '
            'CPU min per run (wall) |', '|---|---|---|---|---|---|---|---|---|---|']
     for rank, model in enumerate([*done, *(m for m in by_model if not by_model[m])], 1):
-        rs = sorted(by_model[model], key=lambda r: r['seed'])
+        rs = by_model[model]
         search = searches.get(model)
         origin = {'searched': f'{search["method"]}, {search["cpu_h"]:.2f} CPU h' if search else 'not yet searched',
                   'published': 'published (CIFAR-10)', 'random': 'uniform sampler',

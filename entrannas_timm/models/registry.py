@@ -83,10 +83,10 @@ MINI_SIZE: Dict[str, int] = dict(channels=8, layers=5)
 """The model zoo's CPU-size CIFAR-family network (docs/method.md, "Baselines"): the size its Fashion-MNIST
 checkpoints are trained at, one input channel, 28x28."""
 
-MINI_MODELS: Dict[str, str] = {f'{cell}_mini': genotype for cell, genotype in (
-    ('entrannas', 'entrannas'), ('entrannas_ext', 'entrannas_ext'), ('entrannas_dst', 'entrannas_dst'),
-    ('entrannas_dst_lam005', 'entrannas_dst_lam005'), ('entrannas_dst_lam02', 'entrannas_dst_lam02'),
-    ('darts_v2', 'darts_v2'), ('pc_darts', 'pc_darts_cifar'))}
+MINI_MODELS: Dict[str, str] = {
+    **{f'{genotype}_mini': genotype for genotype in ('entrannas', 'entrannas_ext', 'entrannas_dst',
+                                                     'entrannas_dst_lam005', 'entrannas_dst_lam02', 'darts_v2')},
+    'pc_darts_mini': 'pc_darts_cifar'}
 """The registered EnTranNAS cells and the published references at MINI_SIZE: the architectures of the zoo's
 Fashion-MNIST weights (``<name>.{MINI_TAG}``)."""
 MODEL_GENOTYPES.update({name: (genotype, 'cifar') for name, genotype in MINI_MODELS.items()})
@@ -192,14 +192,13 @@ def _unpublished(name: str, reason: str) -> WeightsNotPublishedError:
             f'({c.reported}; {c.url}, code {c.code}): download it, then `entrannas convert {c.file_arg} --model '
             f'{name} -o hub/{name}` '
             f'and `entrannas cache hub/{name} --repo-id {HF_ORG}/{name}`.')
+    head = f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
     if model in MINI_MODELS:
-        return WeightsNotPublishedError(
-            f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
-            'They are the model zoo\'s Fashion-MNIST weights: '
-            + _ZOO_TRAINING.format(cell=MINI_MODELS[model], name=name, repo=f'{HF_ORG}/{name}') + '.')
+        return WeightsNotPublishedError(head + 'They are the model zoo\'s Fashion-MNIST weights: '
+                                        + _ZOO_TRAINING.format(cell=MINI_MODELS[model], name=name,
+                                                               repo=f'{HF_ORG}/{name}') + '.')
     return WeightsNotPublishedError(
-        f'no pretrained weights for {name!r}: {reason}. Published tags: {sorted(PUBLISHED_TAGS) or "none yet"}. '
-        f'Train them with `entrannas train {model} {_TRAIN_DATA[family]} --data-dir DATA --output runs/{model}` '
+        head + f'Train them with `entrannas train {model} {_TRAIN_DATA[family]} --data-dir DATA --output runs/{model}` '
         f'({_DATA_LAYOUT[family]}; then `entrannas export` and `entrannas cache`), use pretrained=False, or load '
         'your own weights with pretrained_cfg_overlay=dict(file="path/to/model.safetensors") or '
         'timm.create_model("hf-hub:ORG/NAME").')
