@@ -2,10 +2,11 @@
 
     python scripts/convert_fixture.py --darts /path/to/darts/cnn --pdarts /path/to/pdarts \
         --fairdarts /path/to/FairDARTS/fairdarts --gdas /path/to/AutoDL-Projects --gdas-original /path/to/GDAS-af7e82a \
-        --snas /path/to/SNAS-Series/SNAS --cdarts /path/to/Cream/CDARTS
+        --snas /path/to/SNAS-Series/SNAS --cdarts /path/to/Cream/CDARTS --sgas /path/to/sgas/cnn \
+        --noisydarts /path/to/NoisyDARTS
 
-Each group of checkouts (DARTS, P-DARTS and FairDARTS; the two GDAS ones; SNAS; CDARTS) writes only its own files, so a
-group may be re-recorded alone.
+Each group of checkouts (DARTS, P-DARTS and FairDARTS; the two GDAS ones; SNAS; CDARTS; SGAS and NoisyDARTS) writes
+only its own files, so a group may be re-recorded alone.
 
 DARTS's ``NetworkCIFAR`` and ``NetworkImageNet`` (github.com/quark0/darts, cnn/model.py, imported from that
 checkout, never copied) are built at a small size with the DARTS V2 cell (the CIFAR one with its auxiliary
@@ -33,7 +34,12 @@ SNAS's ``NetworkCIFAR`` (with its auxiliary head) and ``NetworkImageNet`` of git
 (SNAS/model_edge_all.py, what its README's evaluation and released file use) are built with its SNAS_mild_edge_all
 cell and saved as its train_edge_all.py saves (the bare state dict), in snas_* files. CDARTS's networks
 (github.com/microsoft/Cream, CDARTS/lib/models: ModelTest's parts in ModelAug, with the CIFAR auxiliary head; at its
-fixed depths, 20 and 14 cells) with its bundled cells, saved as its retrain.py saves, go to cdarts_* files.
+fixed depths, 20 and 14 cells) with its bundled cells, saved as its retrain.py saves, go to cdarts_* files. SGAS's
+copy of DARTS's classes (github.com/lightaime/sgas, cnn/model.py: its ImageNet auxiliary head has a batch norm
+DARTS's comments out) with its best cells, both networks with their auxiliary heads, saved as its train.py (the bare
+state dict) and train_imagenet.py (DataParallel's keys in a checkpoint dict) save, and NoisyDARTS's
+(github.com/xiaomi-automl/NoisyDARTS, model.py) CIFAR network with its NoisyDARTS-a cell, saved as its train.py
+saves (the bare state dict), go to sgas_* files.
 ``tests/test_convert.py`` converts every file and must reproduce every output.
 """
 from __future__ import annotations
@@ -335,6 +341,46 @@ def _cdarts(folder: Path) -> tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
     return tensors, meta
 
 
+def _darts_copies(sgas: Path, noisydarts: Path) -> tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """SGAS's and NoisyDARTS's copies of DARTS's classes, with the cells of their released files; their outputs and
+    sizes. SGAS's ImageNet network keeps its auxiliary head (the one with a batch norm ours lacks), so that the test
+    sees the tag drop it."""
+    tensors: Dict[str, torch.Tensor] = {}
+    meta: Dict[str, Any] = {}
+    model_py, genotypes = _authors(sgas)
+    cells = {'cifar': 'Cri1_CIFAR_Best', 'imagenet': 'Cri2_ImageNet_Best'}
+    meta['sgas'] = {'source': 'github.com/lightaime/sgas cnn/model.py', 'genotype': cells}
+    for seed, (family, size) in enumerate(SIZES.items(), start=12):
+        size = dict(size, auxiliary=True)
+        net = _network(model_py, family, size, getattr(genotypes, cells[family]), seed)
+        names, images = _images(family)  # its utils.py: DARTS's CIFAR transform; test_imagenet.py: DARTS's ImageNet one
+        with torch.no_grad():
+            tensors[f'sgas_{family}_sample_logits'] = net(images)[0]
+        if family == 'cifar':
+            x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(700))
+            f = torch.randn(2, net.auxiliary_head.features[2].in_channels, 8, 8,
+                            generator=torch.Generator().manual_seed(800))
+            with torch.no_grad():
+                tensors.update(sgas_cifar_input=x, sgas_cifar_logits=net(x)[0], sgas_cifar_aux_input=f,
+                               sgas_cifar_aux_logits=net.auxiliary_head(f))
+            torch.save(net.state_dict(), OUT / 'sgas_cifar10_weights.pt')  # cnn/utils.py save()
+        else:  # cnn/train_imagenet.py: utils.save_checkpoint of the DataParallel model (PyTorch 1.4: with the counts)
+            opt = torch.optim.SGD(net.parameters(), lr=0.5, momentum=0.9)
+            torch.save({'epoch': 250, 'state_dict': {f'module.{k}': v for k, v in net.state_dict().items()},
+                        'best_acc_top1': 50.0, 'optimizer': opt.state_dict()}, OUT / 'sgas_imagenet_model_best.pth.tar')
+        meta['sgas'][family] = dict(size, samples=names)
+    model_py, genotypes = _authors(noisydarts)
+    size = SIZES['cifar']
+    net = _network(model_py, 'cifar', size, genotypes.noisy_darts_a, 14)
+    with torch.no_grad():
+        tensors['noisydarts_cifar_sample_logits'] = net(_images('cifar')[1])[0]
+        tensors['noisydarts_cifar_logits'] = net(tensors['sgas_cifar_input'])[0]
+    torch.save(net.state_dict(), OUT / 'noisydarts_cifar10_weights.pt')  # train.py: utils.save
+    meta['noisydarts'] = {'source': 'github.com/xiaomi-automl/NoisyDARTS model.py', 'genotype': 'noisy_darts_a',
+                          'cifar': size}
+    return tensors, meta
+
+
 def _write(prefix: str, tensors: Dict[str, torch.Tensor], meta: Dict[str, Any]) -> None:
     (OUT / f'{prefix}expected.safetensors').write_bytes(save({k: v.contiguous() for k, v in tensors.items()}))
     (OUT / f'{prefix}fixture.json').write_text(json.dumps(meta, indent=1) + '\n')
@@ -351,14 +397,16 @@ def main() -> None:
                    help="GDAS's original code: github.com/D-X-Y/AutoDL-Projects at commit af7e82a (its lib/)")
     p.add_argument('--snas', type=Path, help='the SNAS/ folder of a github.com/SNAS-Series/SNAS-Series checkout')
     p.add_argument('--cdarts', type=Path, help='the CDARTS/ folder of a github.com/microsoft/Cream checkout')
+    p.add_argument('--sgas', type=Path, help='the cnn/ folder of a github.com/lightaime/sgas checkout')
+    p.add_argument('--noisydarts', type=Path, help='a github.com/xiaomi-automl/NoisyDARTS checkout')
     args = p.parse_args()
     groups = {'darts': (args.darts, args.pdarts, args.fairdarts), 'gdas': (args.gdas, args.gdas_original),
-              'snas': (args.snas,), 'cdarts': (args.cdarts,)}
+              'snas': (args.snas,), 'cdarts': (args.cdarts,), 'sgas': (args.sgas, args.noisydarts)}
     given = [g for g, paths in groups.items() if all(paths)]
     half = [g for g, paths in groups.items() if any(paths) and not all(paths)]
     if half or not given:
         p.error('give every checkout of a group: --darts --pdarts --fairdarts | --gdas --gdas-original | --snas | '
-                '--cdarts '
+                '--cdarts | --sgas --noisydarts '
                 f'(each group rewrites only its own files){"; incomplete: " + ", ".join(half) if half else ""}')
     OUT.mkdir(parents=True, exist_ok=True)
     if 'darts' in given:
@@ -374,6 +422,9 @@ def main() -> None:
     if 'cdarts' in given:
         tensors, meta = _cdarts(args.cdarts)
         _write('cdarts_', tensors, {'cdarts': meta})
+    if 'sgas' in given:
+        tensors, meta = _darts_copies(args.sgas, args.noisydarts)
+        _write('sgas_', tensors, meta)
     for f in sorted(OUT.iterdir()):
         print(f, f.stat().st_size)
 

@@ -539,14 +539,22 @@ def _card(c: Optional[AuthorsCheckpoint], source: str, src: SourceCheckpoint, la
 
 
 def convert(source: str, model_name: str, output: str, genotype: Optional[str] = None, layout: Optional[str] = None,
-            keep_aux: bool = True, repo_id: Optional[str] = None, overwrite: bool = False) -> Tuple[Path, str]:
-    """Convert ``source`` into the Hub folder ``output``; the folder and the file's sha256."""
+            keep_aux: Optional[bool] = None, repo_id: Optional[str] = None,
+            overwrite: bool = False) -> Tuple[Path, str]:
+    """Convert ``source`` into the Hub folder ``output``; the folder and the file's sha256. ``keep_aux`` None: keep
+    the file's auxiliary head unless the tag says ours cannot hold it."""
     from .export import EXPORT_FILES
     from .layout import save_pretrained
     c = AUTHORS_CHECKPOINTS.get(model_name)
     if '.' in model_name and c is None:
         raise CLIError(f'--model: {model_name!r} is not a known authors\' checkpoint tag; known: '
                        f'{", ".join(AUTHORS_CHECKPOINTS)} (or give a registered architecture with --layout)')
+    if c is not None and c.aux_head:
+        if keep_aux:
+            raise CLIError(f'--aux keep: {c.aux_head}, so {model_name} can only drop it (--aux drop, the default for '
+                           'this tag; the head is training-only)')
+        keep_aux = False
+    keep_aux = True if keep_aux is None else keep_aux
     layout = layout or (c.layout if c else 'darts')
     if layout not in LAYOUTS:
         raise CLIError(f'--layout: expected one of {", ".join(LAYOUTS)}, got {layout!r}')
@@ -580,8 +588,9 @@ def convert(source: str, model_name: str, output: str, genotype: Optional[str] =
 
 
 def _cli_convert(args: argparse.Namespace) -> int:
-    folder, sha = convert(args.source, args.model, args.output, args.genotype, args.layout, args.aux == 'keep',
-                          args.repo_id, args.overwrite)
+    keep_aux = None if args.aux is None else args.aux == 'keep'
+    folder, sha = convert(args.source, args.model, args.output, args.genotype, args.layout, keep_aux, args.repo_id,
+                          args.overwrite)
     print(f'{args.source}: sha256 {sha}')
     for f in sorted(folder.iterdir()):
         print(f)
@@ -608,8 +617,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument('--genotype', help="the cell, where not the model's own (bundled name or genotype file)")
     p.add_argument('--layout', choices=sorted(LAYOUTS), help="the authors' key layout (default: the tag's, else "
                    'darts)')
-    p.add_argument('--aux', choices=('keep', 'drop'), default='keep',
-                   help="the auxiliary head (training only): keep the file's as ours (default) or drop it")
+    p.add_argument('--aux', choices=('keep', 'drop'),
+                   help="the auxiliary head (training only): keep the file's as ours (default, unless the tag's "
+                   'head has layers ours lacks, as SGAS\'s ImageNet one) or drop it')
     p.add_argument('-o', '--output', required=True, metavar='DIR', help='folder to write (created if missing)')
     p.add_argument('--repo-id', metavar='ORG/NAME', help=f'Hub repo id the card names (default {HF_ORG}/<folder>)')
     p.add_argument('--overwrite', action='store_true', help='replace an earlier conversion in DIR')

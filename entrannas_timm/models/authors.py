@@ -28,7 +28,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class AuthorsCheckpoint:
     """One released file. ``layout`` names the state-dict layout ``entrannas convert`` maps (by structure);
     ``sha256`` is None until someone converting the file records it (``entrannas convert`` prints it); ``md5`` is
-    the checksum the authors publish, where they do (``entrannas convert`` checks both)."""
+    the checksum the authors publish, where they do (``entrannas convert`` checks both); ``aux_head`` says why our
+    auxiliary head cannot hold the file's, where it cannot (``entrannas convert`` then drops it: training-only)."""
     model: str                       # the registered architecture whose network the file fits
     tag: str                         # the registry tag: '<model>.<tag>'
     layout: str                      # key layout of the authors' evaluation class
@@ -46,6 +47,7 @@ class AuthorsCheckpoint:
     interpolation: str
     sha256: Optional[str] = None
     md5: Optional[str] = None
+    aux_head: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -63,7 +65,14 @@ _CIFAR = dict(dataset='cifar10', input_size=(3, 32, 32), mean=DARTS_CIFAR_MEAN, 
 _IMAGENET = dict(dataset='imagenet', input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  crop_pct=0.875, interpolation='bilinear')
 
-_FAIRDARTS_LICENSE = 'none stated (the repository has no licence file): ask the authors before redistributing'
+_NO_LICENSE = 'none stated (the repository has no licence file): ask the authors before redistributing'
+# github.com/lightaime/sgas cnn/README.md, "Pretrained models" (one Google Drive folder for the four files its test
+# commands name); test.py loads the bare state dict (utils.load), test_imagenet.py the 'state_dict' of a DataParallel
+# model; the figures are the README's "Expected result" lines
+_SGAS_FILES = 'https://drive.google.com/drive/folders/1sjLfOpYUYyBSI14G8-vFScZPRaZCXart'
+_SGAS_CODE = 'https://github.com/lightaime/sgas'
+_SGAS_AUX = ("SGAS's AuxiliaryHeadImageNet (cnn/model.py) has a batch norm after its 768-channel conv, which DARTS's, "
+             'and ours, comment out')
 _PDARTS_LICENSE = 'Huawei: non-commercial testing and evaluation purposes only (LICENSE)'
 # GDAS's original code, github.com/D-X-Y/GDAS (now D-X-Y/AutoDL-Projects) at af7e82a, its last README change
 _GDAS_CODE = 'https://github.com/D-X-Y/AutoDL-Projects/tree/af7e82a97b8eece27aef8aeeec5b05a0757ce22d'
@@ -92,11 +101,11 @@ AUTHORS_CHECKPOINTS: Dict[str, AuthorsCheckpoint] = {c.name: c for c in (
     AuthorsCheckpoint('fairdarts_a_cifar10', 'fairdarts_c10', 'fairdarts', 'FairDARTS-a.tar',
                       'https://github.com/xiaomi-automl/FairDARTS/tree/master/best_model',
                       'https://github.com/xiaomi-automl/FairDARTS', '97.46 % test accuracy on CIFAR-10 (2.83M params)',
-                      'unknown', _FAIRDARTS_LICENSE, **_CIFAR),
+                      'unknown', _NO_LICENSE, **_CIFAR),
     AuthorsCheckpoint('fairdarts_b_cifar10', 'fairdarts_c10', 'fairdarts', 'FairDARTS-b.tar',
                       'https://github.com/xiaomi-automl/FairDARTS/tree/master/best_model',
                       'https://github.com/xiaomi-automl/FairDARTS', '97.49 % test accuracy on CIFAR-10 (3.88M params)',
-                      'unknown', _FAIRDARTS_LICENSE, **_CIFAR),
+                      'unknown', _NO_LICENSE, **_CIFAR),
     # GDAS's README ("Evaluate a trained CNN model": exps-cnn/evaluate.py --checkpoint GDAS-V1-C50-N14-ImageNet.pth;
     # "some pre-trained models in Google Driver"); the file is lib/nas's NetworkImageNet (the darts layout), saved by
     # exps-cnn/train_utils_imagenet.py. The README gives no accuracy for the file: the figure is the best epoch of
@@ -111,5 +120,23 @@ AUTHORS_CHECKPOINTS: Dict[str, AuthorsCheckpoint] = {c.name: c for c in (
                       'https://drive.google.com/open?id=1tjy4Nx7rSv6gc8efQcJAaEbDcdawT-6c',
                       'https://github.com/SNAS-Series/SNAS-Series', '97.02 % test accuracy on CIFAR-10',
                       'mit', 'MIT (LICENSE)', **_CIFAR, md5='aebc72d18b2c79925fafcebcd68ec745'),
+    AuthorsCheckpoint('sgas_cri1_cifar10', 'sgas_c10', 'darts', 'Cri1_CIFAR_Best.pt', _SGAS_FILES, _SGAS_CODE,
+                      '2.39 % test error on CIFAR-10 (3.8M params)', 'mit', 'MIT (LICENSE)', **_CIFAR),
+    AuthorsCheckpoint('sgas_cri2_cifar10', 'sgas_c10', 'darts', 'Cri2_CIFAR_Best.pt', _SGAS_FILES, _SGAS_CODE,
+                      '2.44 % test error on CIFAR-10 (4.1M params)', 'mit', 'MIT (LICENSE)', **_CIFAR),
+    # Cri1_ImageNet_Best is Cri1_CIFAR_Best's cell; Cri2_ImageNet_Best is criterion 2's other cell (sgas_cri2_imagenet)
+    AuthorsCheckpoint('sgas_cri1_imagenet', 'sgas_in1k', 'darts', 'Cri1_ImageNet_Best.pt', _SGAS_FILES, _SGAS_CODE,
+                      '24.2 % top-1 test error on ImageNet (5.3M params)', 'mit', 'MIT (LICENSE)', **_IMAGENET,
+                      aux_head=_SGAS_AUX),
+    AuthorsCheckpoint('sgas_cri2_imagenet', 'sgas_in1k', 'darts', 'Cri2_ImageNet_Best.pt', _SGAS_FILES, _SGAS_CODE,
+                      '24.1 % top-1 test error on ImageNet (5.4M params)', 'mit', 'MIT (LICENSE)', **_IMAGENET,
+                      aux_head=_SGAS_AUX),
+    # github.com/xiaomi-automl/NoisyDARTS README, "Pre-trained Models" (one Google Drive folder); its
+    # scripts/run_verify.sh names the file, verify.py loads the bare state dict into DARTS's NetworkCIFAR; the figure is
+    # the README's table (NoisyDARTS-a: 534M MACs, 3.25M params). Its ImageNet model is in another search space.
+    AuthorsCheckpoint('noisy_darts_a_cifar10', 'noisy_darts_c10', 'darts', 'noisy_darts_a.pt',
+                      'https://drive.google.com/drive/folders/1sf5D-7Le0_MLE5w39rZ5ErY2Wd42dEs8',
+                      'https://github.com/xiaomi-automl/NoisyDARTS',
+                      '97.61 % top-1 accuracy on CIFAR-10 (3.25M params)', 'unknown', _NO_LICENSE, **_CIFAR),
 )}
 """Every known authors' checkpoint by registry tag (README, "Authors' checkpoints")."""

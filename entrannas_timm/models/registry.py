@@ -77,6 +77,8 @@ MODEL_GENOTYPES: Dict[str, tuple] = {
        ]
        for suffix, genotype, family in (('cifar10', cifar_genotype, 'cifar'), ('imagenet', imagenet_genotype,
                                                                                  'imagenet'))},
+    # CIFAR only: NoisyDARTS's ImageNet model is in another search space (README, "The DARTS-family zoo")
+    'noisy_darts_a_cifar10': ('noisy_darts_a', 'cifar'),
 }
 
 MINI_SIZE: Dict[str, int] = dict(channels=8, layers=5)
@@ -531,6 +533,12 @@ def darts_minus_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
 def darts_minus_imagenet(pretrained: bool = False, **kwargs) -> CellNetwork:
     """DARTS- cell, ImageNet mobile network (14 cells, 48 channels). https://arxiv.org/abs/2009.01027"""
     return _create_network('darts_minus_imagenet', pretrained, **kwargs)
+
+
+@register_model
+def noisy_darts_a_cifar10(pretrained: bool = False, **kwargs) -> CellNetwork:
+    """NoisyDARTS-a cell, CIFAR network (20 cells, 36 channels). https://arxiv.org/abs/2005.03566"""
+    return _create_network('noisy_darts_a_cifar10', pretrained, **kwargs)
 
 
 @register_model
