@@ -15,6 +15,7 @@ docs/method.md ("The bundled EnTranNAS cells").
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -255,6 +256,20 @@ def _bundled_cell(model: str) -> tuple:
     return _cell(Genotype.coerce(str(ROOT / genotype) if genotype.endswith('.json') else genotype).to_dict())
 
 
+def cell_digest(cell: tuple) -> str:
+    """The cell a record line was trained on, short: a line stays in the record while its model's bundled cell is
+    this one, so a machine without the scratch runs neither trains it again nor drops it."""
+    return hashlib.sha256(json.dumps(cell).encode()).hexdigest()[:16]
+
+
+def recorded_runs() -> dict[str, dict]:
+    """records/train/zoo.json's lines whose cell is still their model's bundled cell, by ``<model>/seed<k>``."""
+    runs = json.loads(TRAINING_RECORD.read_text()) if TRAINING_RECORD.exists() else {}
+    grid = trainings()
+    return {key: r for key, r in runs.items()
+            if r['model'] in grid and r.get('cell') == cell_digest(_bundled_cell(r['model']))}
+
+
 def stale_search(model: str) -> str:
     """Why a searched cell is not trained yet: its bundled genotype comes from another search protocol (its
     search is still to be run under SEARCH_PROTOCOL), or it is not bundled. Empty when it can be trained."""
@@ -273,7 +288,7 @@ def run_training(model: str, seed: int) -> None:
     """Train one model of the grid, unless it is finished. A finished pilot run of the same command and cell is
     that same training: it is copied instead of trained again."""
     out = train_dir(model, seed)
-    if epochs_done(out) == TRAIN_EPOCHS:
+    if epochs_done(out) == TRAIN_EPOCHS or f'{model}/seed{seed}' in recorded_runs():
         return
     reason = stale_search(model)
     if reason:
@@ -296,8 +311,10 @@ def train(models: list[str]) -> None:
 
 
 def collect_trainings() -> None:
-    """records/train/zoo.json: one line per finished training of the grid whose cell is still the bundled one."""
-    runs = {}
+    """records/train/zoo.json: one line per finished training of the grid whose cell is still the bundled one, from
+    the scratch runs here and, for the others, the record's own lines."""
+    before = json.loads(TRAINING_RECORD.read_text()) if TRAINING_RECORD.exists() else {}
+    runs = recorded_runs()
     for model in trainings():
         for seed in TRAIN_SEEDS:
             out = train_dir(model, seed)
@@ -307,7 +324,11 @@ def collect_trainings() -> None:
                 print(f'{model} seed {seed}: trained an earlier cell of this name; left out', flush=True)
                 continue
             runs[f'{model}/seed{seed}'] = dict(model=model, kind=kind(model), seed=seed,
+                                               cell=cell_digest(_run_cell(out)),
                                                **pilot.run_result(out, train_command(model, seed)))
+    runs = {key: runs[key] for model in trainings() for seed in TRAIN_SEEDS if (key := f'{model}/seed{seed}') in runs}
+    for key in sorted(set(before) - set(runs)):
+        print(f'{key}: trained a cell that is no longer bundled under this name; left out', flush=True)
     write_atomic(TRAINING_RECORD, json.dumps(runs, indent=1) + '\n')
     print(f'{TRAINING_RECORD}: {len(runs)} runs')
 
